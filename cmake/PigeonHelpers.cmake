@@ -1,0 +1,45 @@
+# Shared build settings and helpers: warnings, sanitizers, ccache, one library per module.
+
+find_program(CCACHE_PROGRAM ccache)
+if(CCACHE_PROGRAM)
+  set(CMAKE_CXX_COMPILER_LAUNCHER ${CCACHE_PROGRAM})
+endif()
+
+set(PIGEON_SANITIZER "" CACHE STRING "Sanitizer to build with: address, undefined, thread or empty")
+if(PIGEON_SANITIZER STREQUAL "address")
+  add_compile_options(-fsanitize=address -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address)
+elseif(PIGEON_SANITIZER STREQUAL "undefined")
+  add_compile_options(-fsanitize=undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=undefined)
+elseif(PIGEON_SANITIZER STREQUAL "thread")
+  add_compile_options(-fsanitize=thread)
+  add_link_options(-fsanitize=thread)
+elseif(NOT PIGEON_SANITIZER STREQUAL "")
+  message(FATAL_ERROR "unknown PIGEON_SANITIZER '${PIGEON_SANITIZER}'")
+endif()
+
+set(PIGEON_WARNINGS -Wall -Wextra -Wpedantic -Wshadow=local -Wnon-virtual-dtor -Wno-missing-field-initializers)
+
+# pigeon_add_library(NAME SOURCES ... DEPS ...) creates pigeon_<NAME> (alias pigeon::<NAME>).
+function(pigeon_add_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(pigeon_${name} STATIC ${ARG_SOURCES})
+  add_library(pigeon::${name} ALIAS pigeon_${name})
+  target_include_directories(pigeon_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_compile_options(pigeon_${name} PRIVATE ${PIGEON_WARNINGS})
+  target_link_libraries(pigeon_${name} PUBLIC ${ARG_DEPS})
+endfunction()
+
+# pigeon_add_test(NAME SOURCES ... DEPS ... [LABELS ...]) builds a GoogleTest binary and registers it.
+function(pigeon_add_test name)
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_compile_options(${name} PRIVATE ${PIGEON_WARNINGS})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main GTest::gmock)
+  add_test(NAME ${name} COMMAND ${name})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 300)
+  endif()
+  set_tests_properties(${name} PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}")
+endfunction()
