@@ -1,0 +1,43 @@
+// Token-bucket rate limiting keyed by a string (a client address, a user id). Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "base/clock.h"
+
+namespace pigeon {
+
+class RateLimiter {
+ public:
+  // `rate_per_sec` tokens are added per second up to `burst`. A rate of 0 disables limiting.
+  RateLimiter(double rate_per_sec, double burst, const Clock& clock);
+
+  // Takes one token from `key`'s bucket; false when it is empty.
+  bool allow(std::string_view key);
+
+  bool enabled() const { return rate_ > 0; }
+
+ private:
+  struct Bucket {
+    double tokens;
+    std::int64_t updated_ms;
+  };
+
+  static constexpr std::size_t kShards = 16;
+  static constexpr std::size_t kMaxKeysPerShard = 4096;
+  struct Shard {
+    std::mutex mu;
+    std::unordered_map<std::string, Bucket> buckets;
+  };
+
+  double rate_;
+  double burst_;
+  const Clock* clock_;
+  Shard shards_[kShards];
+};
+
+}  // namespace pigeon
