@@ -1,0 +1,51 @@
+// The HTTP JSON API under /api/v1, plus /healthz and /metrics. Documented in docs/api.md.
+//
+// Threads: handle() runs on an I/O loop and never blocks it: every call into core::Service is
+// offloaded to the worker pool. One HttpApi serves all loops; it is thread-safe.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <optional>
+#include <string>
+
+#include "api/http_types.h"
+#include "base/metrics.h"
+#include "base/rate_limiter.h"
+#include "core/service.h"
+
+namespace pigeon::api {
+
+struct ApiOptions {
+  // Addresses returned by login for the long-connection gateways; empty while this node does
+  // not serve that transport (then the JSON field is null).
+  std::string gateway_ws;
+  std::string gateway_tcp;
+};
+
+class HttpApi {
+ public:
+  // `workers` runs the blocking calls. Everything passed must outlive the HttpApi.
+  HttpApi(core::Service& service, boost::asio::any_io_executor workers, RateLimiter& limiter,
+          MetricsRegistry& metrics, ApiOptions options);
+
+  boost::asio::awaitable<Response> handle(Request request);
+
+  // The JSON error body every failure uses: {"error":{"code","message"}}, with its status.
+  static Response errorResponse(const Error& error);
+  static Response errorResponse(int status, std::string_view code, std::string_view message);
+  static int httpStatus(Errc code);
+
+ private:
+  struct Route;
+  boost::asio::awaitable<Response> dispatch(Request& request, std::string& route_name);
+
+  core::Service& service_;
+  boost::asio::any_io_executor workers_;
+  RateLimiter& limiter_;
+  MetricsRegistry& metrics_;
+  ApiOptions options_;
+  Counter& rate_limited_;
+};
+
+}  // namespace pigeon::api
