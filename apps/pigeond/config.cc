@@ -1,0 +1,107 @@
+#include "config.h"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+namespace pigeon::app {
+
+std::variant<Config, int> parseConfig(int argc, char** argv) {
+  Config c;
+  CLI::App app{
+      "pigeond: the Pigeon instant-messaging server.\n"
+      "Every flag can also be set in the TOML file given by --config (key = flag name\n"
+      "without the dashes, e.g. http-port = 8080) or in the environment variable shown.\n"
+      "Flags win over the environment, which wins over the file.",
+      "pigeond"};
+  app.set_config("--config", "", "TOML configuration file")->envname("PIGEON_CONFIG");
+  app.add_option("--host", c.host, "Address to listen on")
+      ->envname("PIGEON_HOST")
+      ->capture_default_str();
+  app.add_option("--http-port", c.http_port, "HTTP and WebSocket port (0: any free port)")
+      ->envname("PIGEON_HTTP_PORT")
+      ->capture_default_str();
+  app.add_option("--advertise", c.advertise,
+                 "Host name clients are told to connect to (default: --host)")
+      ->envname("PIGEON_ADVERTISE");
+  app.add_option("--data-dir", c.data_dir, "Directory of the embedded RocksDB store")
+      ->envname("PIGEON_DATA_DIR")
+      ->capture_default_str();
+  app.add_option(
+         "--durability", c.durability,
+         "sync: a message is fsync'd before it is acknowledged; async: written to the OS only")
+      ->envname("PIGEON_DURABILITY")
+      ->check(CLI::IsMember({"sync", "async"}))
+      ->capture_default_str();
+  app.add_option("--worker-id", c.worker_id, "Snowflake worker id of this node (0-1023)")
+      ->envname("PIGEON_WORKER_ID")
+      ->check(CLI::Range(0, 1023))
+      ->capture_default_str();
+  app.add_option("--io-threads", c.io_threads, "Event-loop threads (0: one per core)")
+      ->envname("PIGEON_IO_THREADS")
+      ->capture_default_str();
+  app.add_option("--workers", c.workers, "Threads for blocking work (storage, password hashing)")
+      ->envname("PIGEON_WORKERS")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--max-body-bytes", c.max_body_bytes, "Largest HTTP request body and message body")
+      ->envname("PIGEON_MAX_BODY_BYTES")
+      ->check(CLI::Range(1024, 64 * 1024 * 1024))
+      ->capture_default_str();
+  app.add_option("--token-ttl", c.token_ttl_seconds, "Lifetime of a login token, in seconds")
+      ->envname("PIGEON_TOKEN_TTL")
+      ->check(CLI::Range(1LL, 365LL * 24 * 3600))
+      ->capture_default_str();
+  app.add_option("--rate-limit", c.rate_limit,
+                 "HTTP requests per second per client address (0: off)")
+      ->envname("PIGEON_RATE_LIMIT")
+      ->check(CLI::Range(0.0, 1e9))
+      ->capture_default_str();
+  app.add_option("--rate-burst", c.rate_burst, "HTTP requests a client address may burst")
+      ->envname("PIGEON_RATE_BURST")
+      ->check(CLI::Range(1.0, 1e9))
+      ->capture_default_str();
+  app.add_option("--password-cost", c.password_cost,
+                 "argon2id cost: interactive (64 MiB, 2 passes) or min (for tests only)")
+      ->envname("PIGEON_PASSWORD_COST")
+      ->check(CLI::IsMember({"interactive", "min"}))
+      ->capture_default_str();
+  app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")
+      ->envname("PIGEON_LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_option("--ready-file", c.ready_file,
+                 "Write {\"http_port\":N,\"pid\":N} here once listening (for scripts and tests)")
+      ->envname("PIGEON_READY_FILE");
+  // CLI11 applies the config file before the environment; Pigeon wants flags over environment
+  // over file. So each PIGEON_* variable whose flag is not on the command line becomes a flag.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::vector<std::string> from_env;
+  for (const CLI::Option* opt : app.get_options()) {
+    const std::string& env = opt->get_envname();
+    if (env.empty() || opt->get_lnames().empty()) continue;
+    const char* value = std::getenv(env.c_str());
+    if (!value) continue;
+    const std::string flag = "--" + opt->get_lnames().front();
+    const bool on_command_line = std::any_of(args.begin(), args.end(), [&](const std::string& a) {
+      return a == flag || a.starts_with(flag + "=");
+    });
+    if (!on_command_line) {
+      from_env.push_back(flag);
+      from_env.push_back(value);
+    }
+  }
+  args.insert(args.end(), from_env.begin(), from_env.end());
+  std::reverse(args.begin(), args.end());  // CLI11 takes a reversed vector
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (c.advertise.empty()) c.advertise = c.host;
+  return c;
+}
+
+}  // namespace pigeon::app

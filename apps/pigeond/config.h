@@ -1,0 +1,34 @@
+// pigeond's configuration: command-line flags, an optional TOML file (--config) and PIGEON_*
+// environment variables, in that order of precedence. No configuration is needed for the
+// default single node.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+
+namespace pigeon::app {
+
+struct Config {
+  std::string host = "127.0.0.1";
+  std::uint16_t http_port = 8080;
+  std::string advertise;  // host told to clients; defaults to host
+  std::string data_dir = "./data";
+  std::string durability = "sync";
+  std::uint32_t worker_id = 0;
+  std::size_t io_threads = 0;  // 0: one per core
+  std::size_t workers = 16;
+  std::size_t max_body_bytes = 64 * 1024;
+  std::int64_t token_ttl_seconds = 7 * 24 * 3600;
+  double rate_limit = 200;
+  double rate_burst = 400;
+  std::string password_cost = "interactive";
+  std::string log_level = "info";
+  std::string ready_file;
+};
+
+// Parses argv. Returns the config, or an exit code when the program should stop now (--help
+// printed, or an error explained on stderr).
+std::variant<Config, int> parseConfig(int argc, char** argv);
+
+}  // namespace pigeon::app

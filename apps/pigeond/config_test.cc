@@ -1,0 +1,104 @@
+#include "config.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <cstdio>
+#include <fstream>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+namespace pigeon::app {
+namespace {
+
+std::variant<Config, int> parse(std::initializer_list<std::string> args) {
+  std::vector<std::string> storage{"pigeond"};
+  storage.insert(storage.end(), args);
+  std::vector<char*> argv;
+  for (auto& s : storage) argv.push_back(s.data());
+  return parseConfig(int(argv.size()), argv.data());
+}
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    for (const char* v :
+         {"PIGEON_HTTP_PORT", "PIGEON_DURABILITY", "PIGEON_CONFIG", "PIGEON_TOKEN_TTL"}) {
+      ::unsetenv(v);
+    }
+    std::remove(path_.c_str());
+  }
+  std::string writeToml(const std::string& text) {
+    std::ofstream(path_) << text;
+    return path_;
+  }
+  std::string path_ = ::testing::TempDir() + "pigeond_config_test.toml";
+};
+
+TEST_F(ConfigTest, DefaultsNeedNoConfiguration) {
+  auto parsed = parse({});
+  ASSERT_TRUE(std::holds_alternative<Config>(parsed));
+  const auto& c = std::get<Config>(parsed);
+  EXPECT_EQ(c.host, "127.0.0.1");
+  EXPECT_EQ(c.http_port, 8080);
+  EXPECT_EQ(c.data_dir, "./data");
+  EXPECT_EQ(c.durability, "sync");
+  EXPECT_EQ(c.advertise, "127.0.0.1");
+  EXPECT_EQ(c.max_body_bytes, 64u * 1024);
+}
+
+TEST_F(ConfigTest, FlagsBeatEnvironmentWhichBeatsTheFile) {
+  const auto file = writeToml("http-port = 7001\ndurability = \"async\"\ntoken-ttl = 60\n");
+  ::setenv("PIGEON_HTTP_PORT", "7002", 1);
+  auto from_env = parse({"--config", file});
+  ASSERT_TRUE(std::holds_alternative<Config>(from_env));
+  EXPECT_EQ(std::get<Config>(from_env).http_port, 7002);      // env over file
+  EXPECT_EQ(std::get<Config>(from_env).durability, "async");  // file over default
+  EXPECT_EQ(std::get<Config>(from_env).token_ttl_seconds, 60);
+  auto from_flag = parse({"--config", file, "--http-port", "7003"});
+  ASSERT_TRUE(std::holds_alternative<Config>(from_flag));
+  EXPECT_EQ(std::get<Config>(from_flag).http_port, 7003);  // flag over env
+}
+
+TEST_F(ConfigTest, ConfigFileFromTheEnvironment) {
+  ::setenv("PIGEON_CONFIG", writeToml("data-dir = \"/var/lib/pigeon\"\n").c_str(), 1);
+  auto parsed = parse({});
+  ASSERT_TRUE(std::holds_alternative<Config>(parsed));
+  EXPECT_EQ(std::get<Config>(parsed).data_dir, "/var/lib/pigeon");
+}
+
+TEST_F(ConfigTest, BadValuesAreRefusedWithAnExitCode) {
+  for (auto args : {std::vector<std::string>{"--durability", "maybe"},
+                    std::vector<std::string>{"--worker-id", "1024"},
+                    std::vector<std::string>{"--http-port", "70000"},
+                    std::vector<std::string>{"--no-such-flag"}}) {
+    std::vector<std::string> storage{"pigeond"};
+    storage.insert(storage.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& s : storage) argv.push_back(s.data());
+    auto parsed = parseConfig(int(argv.size()), argv.data());
+    ASSERT_TRUE(std::holds_alternative<int>(parsed)) << args[0];
+    EXPECT_NE(std::get<int>(parsed), 0) << args[0];
+  }
+  ::setenv("PIGEON_DURABILITY", "sometimes", 1);
+  auto parsed = parse({});
+  ASSERT_TRUE(std::holds_alternative<int>(parsed));
+}
+
+TEST_F(ConfigTest, HelpListsEveryFlagAndExitsZero) {
+  testing::internal::CaptureStdout();
+  auto parsed = parse({"--help"});
+  const std::string help = testing::internal::GetCapturedStdout();
+  ASSERT_TRUE(std::holds_alternative<int>(parsed));
+  EXPECT_EQ(std::get<int>(parsed), 0);
+  for (const char* flag : {"--config", "--host", "--http-port", "--advertise", "--data-dir",
+                           "--durability", "--worker-id", "--io-threads", "--workers",
+                           "--max-body-bytes", "--token-ttl", "--rate-limit", "--rate-burst",
+                           "--password-cost", "--log-level", "--ready-file", "PIGEON_HTTP_PORT"}) {
+    EXPECT_NE(help.find(flag), std::string::npos) << flag;
+  }
+}
+
+}  // namespace
+}  // namespace pigeon::app

@@ -1,0 +1,120 @@
+// pigeond: parses the configuration, picks the backends, wires the modules and runs until
+// SIGINT or SIGTERM. Start-up errors become a message on stderr and exit code 1.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "api/http_api.h"
+#include "api/http_server.h"
+#include "base/clock.h"
+#include "base/metrics.h"
+#include "base/rate_limiter.h"
+#include "config.h"
+#include "core/service.h"
+#include "net/io_pool.h"
+#include "store/rocksdb/rocks_store.h"
+
+namespace {
+
+using namespace pigeon;
+
+int fatal(const std::string& what) {
+  spdlog::critical("{}", what);
+  return 1;
+}
+
+// Written atomically (write, then rename) so a reader never sees half a file.
+bool writeReadyFile(const std::string& path, std::uint16_t http_port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << "{\"http_port\":" << http_port << ",\"pid\":" << ::getpid() << "}\n";
+    if (!out) return false;
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  return !ec;
+}
+
+int run(const app::Config& config) {
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  MetricsRegistry metrics;
+
+  std::error_code fs_ec;
+  std::filesystem::create_directories(config.data_dir, fs_ec);
+  if (fs_ec) return fatal("cannot create data dir '" + config.data_dir + "': " + fs_ec.message());
+
+  store::RocksOptions store_options;
+  store_options.path = config.data_dir;
+  store_options.durability =
+      config.durability == "async" ? store::Durability::Async : store::Durability::Sync;
+  auto store = store::openRocksStore(store_options, &metrics);
+  if (!store)
+    return fatal("cannot open the store in '" + config.data_dir + "': " + store.error().message);
+
+  core::ServiceOptions service_options;
+  service_options.worker_id = config.worker_id;
+  service_options.token_ttl_ms = config.token_ttl_seconds * 1000;
+  service_options.max_body_bytes = config.max_body_bytes;
+  service_options.password_cost = config.password_cost == "min" ? core::PasswordCost::minimum()
+                                                                : core::PasswordCost::interactive();
+  auto service = core::Service::create(**store, SystemClock::instance(), metrics, service_options);
+  if (!service) return fatal("cannot start: " + service.error().message);
+
+  // Declared in this order so that they are destroyed in the reverse one: the loops and
+  // workers stop before the service and the store they call go away.
+  boost::asio::thread_pool workers(config.workers);
+  net::IoPool loops(config.io_threads);
+  RateLimiter limiter(config.rate_limit, config.rate_burst, SystemClock::instance());
+  api::ApiOptions api_options;  // the long-connection gateways are not served yet
+  api::HttpApi http_api(**service, workers.get_executor(), limiter, metrics, api_options);
+  api::HttpServerOptions http_options;
+  http_options.host = config.host;
+  http_options.port = config.http_port;
+  // The HTTP body holds a JSON-escaped message body plus a little: allow for both.
+  http_options.max_body_bytes = config.max_body_bytes * 2 + 4096;
+  api::HttpServer http(loops, http_api, metrics, http_options);
+  if (auto ok = http.start(); !ok) return fatal(ok.error().message);
+  loops.start();
+
+  spdlog::info("pigeond: listening on http://{}:{} (data in {}, durability {})", config.host,
+               http.boundPort(), config.data_dir, config.durability);
+  if (!config.ready_file.empty() && !writeReadyFile(config.ready_file, http.boundPort())) {
+    return fatal("cannot write the ready file '" + config.ready_file + "'");
+  }
+
+  boost::asio::io_context main_loop;
+  boost::asio::signal_set signals(main_loop, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (!ec) spdlog::info("pigeond: signal {}, shutting down", signal);
+  });
+  main_loop.run();
+
+  // Stop accepting, stop the loops (open requests get no answer: a client retries a send with
+  // the same client_msg_id and gets the stored result), finish the blocking work, then let
+  // the store commit what is queued as it closes.
+  http.stop();
+  loops.stop();
+  workers.join();
+  // The store goes first: closing it commits what is queued and runs those callbacks, which
+  // use the service and post to the (stopped, still alive) loops.
+  store->reset();
+  service->reset();
+  spdlog::info("pigeond: stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto parsed = pigeon::app::parseConfig(argc, argv);
+  if (auto* code = std::get_if<int>(&parsed)) return *code;
+  return run(std::get<pigeon::app::Config>(parsed));
+}
