@@ -7,8 +7,16 @@ packages=(
   build-essential cmake ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   librocksdb-dev libsodium-dev libspdlog-dev libfmt-dev libcli11-dev
+  libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-14-dev
 )
+
+# Node.js runs the integration tests with real third-party STOMP clients. Use the one on the
+# machine if there is one (any version from 18 on); otherwise Debian's.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
