@@ -289,6 +289,19 @@ Result<void> Service::leaveGroup(const Principal& who, GroupId id) {
   return removeMember(who, id, who.username);
 }
 
+Result<std::vector<UserId>> Service::contactsOf(UserId user) {
+  auto groups = store_.groupsOf(user);
+  if (!groups) return std::unexpected(groups.error());
+  std::set<UserId> contacts;
+  for (GroupId id : *groups) {
+    auto members = store_.listMembers(id);
+    if (!members) return std::unexpected(members.error());
+    contacts.insert(members->begin(), members->end());
+  }
+  contacts.erase(user);
+  return std::vector<UserId>(contacts.begin(), contacts.end());
+}
+
 // ---- messages --------------------------------------------------------------------------------
 
 Result<bool> Service::canAccess(UserId user, std::string_view conversation) {
@@ -387,6 +400,10 @@ Result<SyncResult> Service::sync(const Principal& who, std::optional<Seq> after,
     result.messages.push_back(MessageView{item.seq, std::move(item.message), std::move(*name)});
   }
   return result;
+}
+
+Result<Seq> Service::cursorOf(const Principal& who) {
+  return store_.getCursor(who.user, who.device);
 }
 
 Result<Seq> Service::ack(const Principal& who, Seq seq) {

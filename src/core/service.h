@@ -148,12 +148,18 @@ class Service {
   void send(const Principal& who, SendRequest request, SendCallback done);
   // The caller's inbox after `after` (nullopt: after this device's cursor), at most `limit`.
   Result<SyncResult> sync(const Principal& who, std::optional<Seq> after, std::size_t limit);
+  // The highest seq this device acknowledged (0 if none).
+  Result<Seq> cursorOf(const Principal& who);
   // Cumulative ack for the caller's device. Errors: BadRequest (seq past the inbox's end).
   Result<Seq> ack(const Principal& who, Seq seq);
   // A conversation's messages with conv_seq < before (0: newest), ascending. Errors:
   // BadRequest (conversation id), NotFound (group), Forbidden (not a participant).
   Result<std::vector<MessageView>> history(const Principal& who, std::string_view conversation,
                                            Seq before, std::size_t limit);
+
+  // The users who share a group other than the lobby with `user` (its presence audience),
+  // ascending, without `user` itself.
+  Result<std::vector<UserId>> contactsOf(UserId user);
 
   // Whether `user` may read and write `conversation`. Errors: BadRequest, NotFound (group).
   Result<bool> canAccess(UserId user, std::string_view conversation);
