@@ -340,6 +340,18 @@ awaitable<Response> HttpApi::dispatch(Request& req, std::string& route) {
   if (!who_result) co_return fromError(who_result.error());
   const Principal who = std::move(*who_result);
 
+  if (resource == "users" && seg.size() == 4 && seg[3] == "online") {
+    route = "online";
+    if (method != "GET") co_return methodNotAllowed();
+    json::array list;
+    if (options_.presence) {
+      for (const auto& [id, name] : options_.presence->onlineUsers()) {
+        list.push_back(json::object{{"user_id", idString(id)}, {"username", name}});
+      }
+    }
+    co_return jsonResponse(200, json::object{{"users", std::move(list)}});
+  }
+
   if (resource == "users" && seg.size() == 3) {
     route = "users";
     if (method != "GET") co_return methodNotAllowed();

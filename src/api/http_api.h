@@ -12,6 +12,7 @@
 #include "api/http_types.h"
 #include "base/metrics.h"
 #include "base/rate_limiter.h"
+#include "core/presence.h"
 #include "core/service.h"
 
 namespace pigeon::api {
@@ -21,6 +22,8 @@ struct ApiOptions {
   // not serve that transport (then the JSON field is null).
   std::string gateway_ws;
   std::string gateway_tcp;
+  // Who is online (GET /api/v1/users/online); null: nobody is reported online.
+  const core::Presence* presence = nullptr;
 };
 
 class HttpApi {
@@ -30,6 +33,13 @@ class HttpApi {
           MetricsRegistry& metrics, ApiOptions options);
 
   boost::asio::awaitable<Response> handle(Request request);
+
+  // Sets the gateway addresses login returns (known once the listeners are bound). Call
+  // before serving.
+  void setGatewayAddresses(std::string ws, std::string tcp) {
+    options_.gateway_ws = std::move(ws);
+    options_.gateway_tcp = std::move(tcp);
+  }
 
   // The JSON error body every failure uses: {"error":{"code","message"}}, with its status.
   static Response errorResponse(const Error& error);

@@ -36,6 +36,8 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
   Gauge& connections;
   Counter& accepted;
   Counter& refused;
+  std::string upgrade_path;
+  net::UpgradeHandler upgrade_handler;
 
   asio::awaitable<void> acceptLoop();
   asio::awaitable<void> serve(tcp::socket socket);
@@ -74,6 +76,10 @@ std::optional<Response> readErrorResponse(const beast::error_code& ec, std::size
     return HttpApi::errorResponse(400, "bad_request", "malformed HTTP request: " + ec.message());
   }
   return std::nullopt;
+}
+
+std::string_view pathOf(std::string_view target) {
+  return target.substr(0, target.find('?'));
 }
 
 }  // namespace
@@ -133,6 +139,20 @@ asio::awaitable<void> HttpServer::State::serve(tcp::socket socket) {
       break;
     }
     http::request<http::string_body> req = parser.release();
+    if (upgrade_handler && pathOf(req.target()) == upgrade_path) {
+      net::UpgradeRequest up;
+      up.target = std::string(req.target());
+      up.upgrade = std::string(req[http::field::upgrade]);
+      up.connection = std::string(req[http::field::connection]);
+      up.ws_key = std::string(req[http::field::sec_websocket_key]);
+      up.ws_version = std::string(req[http::field::sec_websocket_version]);
+      up.ws_protocol = std::string(req[http::field::sec_websocket_protocol]);
+      up.authorization = std::string(req[http::field::authorization]);
+      up.remote_ip = remote_ip;
+      std::string leftover = beast::buffers_to_string(buffer.data());
+      upgrade_handler(stream.release_socket(), up, std::move(leftover));
+      co_return;
+    }
     Request request;
     request.method = std::string(req.method_string());
     request.target = std::string(req.target());
@@ -159,6 +179,11 @@ HttpServer::HttpServer(net::IoPool& pool, HttpApi& api, MetricsRegistry& metrics
 
 HttpServer::~HttpServer() {
   stop();
+}
+
+void HttpServer::setUpgradeHandler(std::string path, net::UpgradeHandler handler) {
+  state_->upgrade_path = std::move(path);
+  state_->upgrade_handler = std::move(handler);
 }
 
 Result<void> HttpServer::start() {

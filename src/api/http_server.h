@@ -14,6 +14,7 @@
 #include "api/http_api.h"
 #include "base/error.h"
 #include "net/io_pool.h"
+#include "net/upgrade.h"
 
 namespace pigeon::api {
 
@@ -30,6 +31,10 @@ class HttpServer {
  public:
   HttpServer(net::IoPool& pool, HttpApi& api, MetricsRegistry& metrics, HttpServerOptions options);
   ~HttpServer();
+
+  // Requests for `path` (e.g. "/ws") are handed, socket and all, to `handler`. Call before
+  // start().
+  void setUpgradeHandler(std::string path, net::UpgradeHandler handler);
 
   // Binds and starts accepting. Errors: Unavailable if the address cannot be bound.
   Result<void> start();
