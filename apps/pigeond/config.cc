@@ -75,6 +75,44 @@ std::variant<Config, int> parseConfig(int argc, char** argv) {
   app.add_option("--ready-file", c.ready_file,
                  "Write {\"http_port\":N,\"pid\":N} here once listening (for scripts and tests)")
       ->envname("PIGEON_READY_FILE");
+  app.add_option("--max-frame-bytes", c.max_frame_bytes, "Largest STOMP frame a client may send")
+      ->envname("PIGEON_MAX_FRAME_BYTES")
+      ->check(CLI::Range(1024, 64 * 1024 * 1024))
+      ->capture_default_str();
+  app.add_option("--heartbeat-ms", c.heartbeat_ms,
+                 "The server's STOMP heart-beat in ms, both ways (0: none); silent clients are "
+                 "closed after twice the agreed interval")
+      ->envname("PIGEON_HEARTBEAT_MS")
+      ->capture_default_str();
+  app.add_option("--connect-timeout-ms", c.connect_timeout_ms,
+                 "Time a WebSocket client has to send CONNECT")
+      ->envname("PIGEON_CONNECT_TIMEOUT_MS")
+      ->check(CLI::Range(100, 600000))
+      ->capture_default_str();
+  app.add_option("--max-outbound-bytes", c.max_outbound_bytes,
+                 "Bytes queued for one connection before it is closed as a slow consumer")
+      ->envname("PIGEON_MAX_OUTBOUND_BYTES")
+      ->check(CLI::Range(64 * 1024, 1024 * 1024 * 1024))
+      ->capture_default_str();
+  app.add_option("--max-unacked", c.max_unacked,
+                 "Messages in flight to a client-ack subscription before pushing pauses")
+      ->envname("PIGEON_MAX_UNACKED")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--frame-rate", c.frame_rate, "STOMP frames per second per connection (0: off)")
+      ->envname("PIGEON_FRAME_RATE")
+      ->check(CLI::Range(0.0, 1e9))
+      ->capture_default_str();
+  app.add_option("--frame-burst", c.frame_burst, "STOMP frames a connection may burst")
+      ->envname("PIGEON_FRAME_BURST")
+      ->check(CLI::Range(1.0, 1e9))
+      ->capture_default_str();
+  app.add_option("--write-timeout-ms", c.write_timeout_ms,
+                 "A connection that takes none of its queued bytes for this long is closed")
+      ->envname("PIGEON_WRITE_TIMEOUT_MS")
+      ->check(CLI::Range(100, 3600000))
+      ->capture_default_str();
+
   // CLI11 applies the config file before the environment; Pigeon wants flags over environment
   // over file. So each PIGEON_* variable whose flag is not on the command line becomes a flag.
   std::vector<std::string> args(argv + 1, argv + argc);

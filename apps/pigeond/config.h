@@ -25,6 +25,15 @@ struct Config {
   std::string password_cost = "interactive";
   std::string log_level = "info";
   std::string ready_file;
+  // The WebSocket/STOMP gateway.
+  std::size_t max_frame_bytes = 64 * 1024;
+  std::uint32_t heartbeat_ms = 10000;
+  std::uint32_t connect_timeout_ms = 5000;
+  std::size_t max_outbound_bytes = 1 << 20;
+  std::size_t max_unacked = 1000;
+  double frame_rate = 500;
+  double frame_burst = 1000;
+  std::uint32_t write_timeout_ms = 30000;
 };
 
 // Parses argv. Returns the config, or an exit code when the program should stop now (--help

@@ -18,6 +18,7 @@
 #include "base/rate_limiter.h"
 #include "config.h"
 #include "core/service.h"
+#include "gateway/gateway.h"
 #include "net/io_pool.h"
 #include "store/rocksdb/rocks_store.h"
 
@@ -72,8 +73,21 @@ int run(const app::Config& config) {
   // workers stop before the service and the store they call go away.
   boost::asio::thread_pool workers(config.workers);
   net::IoPool loops(config.io_threads);
+  gateway::GatewayOptions gateway_options;
+  gateway_options.max_frame_bytes = config.max_frame_bytes;
+  gateway_options.heartbeat_ms = config.heartbeat_ms;
+  gateway_options.connect_timeout_ms = config.connect_timeout_ms;
+  gateway_options.max_outbound_bytes = config.max_outbound_bytes;
+  gateway_options.max_unacked = config.max_unacked;
+  gateway_options.frame_rate = config.frame_rate;
+  gateway_options.frame_burst = config.frame_burst;
+  gateway_options.write_timeout_ms = config.write_timeout_ms;
+  gateway::Gateway gateway(loops, **service, workers.get_executor(), metrics, gateway_options);
+  (*service)->setDeliverySink(&gateway.hub());
+
   RateLimiter limiter(config.rate_limit, config.rate_burst, SystemClock::instance());
-  api::ApiOptions api_options;  // the long-connection gateways are not served yet
+  api::ApiOptions api_options;
+  api_options.presence = &gateway.hub();
   api::HttpApi http_api(**service, workers.get_executor(), limiter, metrics, api_options);
   api::HttpServerOptions http_options;
   http_options.host = config.host;
@@ -81,7 +95,14 @@ int run(const app::Config& config) {
   // The HTTP body holds a JSON-escaped message body plus a little: allow for both.
   http_options.max_body_bytes = config.max_body_bytes * 2 + 4096;
   api::HttpServer http(loops, http_api, metrics, http_options);
+  http.setUpgradeHandler("/ws", [&gateway](boost::asio::ip::tcp::socket socket,
+                                           const net::UpgradeRequest& request, std::string leftover) {
+    gateway.acceptWebSocket(std::move(socket), request, std::move(leftover));
+  });
   if (auto ok = http.start(); !ok) return fatal(ok.error().message);
+  http_api.setGatewayAddresses(
+      "ws://" + config.advertise + ":" + std::to_string(http.boundPort()) + "/ws", "");
+  gateway.start();
   loops.start();
 
   spdlog::info("pigeond: listening on http://{}:{} (data in {}, durability {})", config.host,
@@ -101,6 +122,7 @@ int run(const app::Config& config) {
   // the same client_msg_id and gets the stored result), finish the blocking work, then let
   // the store commit what is queued as it closes.
   http.stop();
+  gateway.stop();
   loops.stop();
   workers.join();
   // The store goes first: closing it commits what is queued and runs those callbacks, which

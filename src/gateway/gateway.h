@@ -1,0 +1,106 @@
+// The long-connection gateway: WebSocket connections at /ws carrying STOMP 1.2 (see
+// docs/protocol.md). It owns the hub of live sessions, one timer wheel per event loop, and the
+// options every session shares.
+//
+// Threads: construct and start() on the main thread before the loops run; acceptWebSocket()
+// is called on the loop that owns the socket; everything else is internal.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/metrics.h"
+#include "core/service.h"
+#include "gateway/hub.h"
+#include "gateway/timer_wheel.h"
+#include "net/io_pool.h"
+#include "net/upgrade.h"
+
+namespace pigeon::gateway {
+
+struct GatewayOptions {
+  std::size_t max_frame_bytes = 64 * 1024;     // a larger STOMP frame gets ERROR and a close
+  std::uint32_t heartbeat_ms = 10000;           // the server's side of heart-beat negotiation
+  std::uint32_t connect_timeout_ms = 5000;      // to send CONNECT after the upgrade
+  std::size_t max_outbound_bytes = 1 << 20;     // a session's queue; over it: closed
+  std::size_t max_unacked = 1000;               // messages in flight for ack:client(-individual)
+  double frame_rate = 500;                      // frames per second per connection (0: off)
+  double frame_burst = 1000;
+  std::uint32_t write_timeout_ms = 30000;       // queued bytes the peer does not take: closed
+  std::size_t max_inflight_sends = 128;         // SENDs awaiting their RECEIPT per connection
+  std::size_t sync_page = 200;                  // inbox items read per step of a resync
+  std::uint32_t tick_ms = 100;                  // timer wheel resolution
+};
+
+using net::UpgradeRequest;
+
+// Per event loop: its timer wheel and a scratch buffer every session on the loop reads into
+// (one handler runs at a time per loop, and sessions consume what they read at once, so no
+// session needs a read buffer of its own).
+struct LoopState {
+  explicit LoopState(boost::asio::io_context& ctx, std::uint32_t tick_ms)
+      : context(&ctx), wheel(tick_ms), ticker(ctx) {}
+  boost::asio::io_context* context;
+  TimerWheel wheel;
+  boost::asio::steady_timer ticker;
+  std::vector<char> scratch = std::vector<char>(64 * 1024);
+};
+
+struct GatewayMetrics {
+  explicit GatewayMetrics(MetricsRegistry& m);
+  Gauge& sessions;            // open WebSocket sessions, connected or not
+  Counter& frames_in;
+  Counter& frames_out;
+  Counter& errors;            // ERROR frames sent
+  Counter& heartbeat_timeouts;
+  Counter& connect_timeouts;
+  Counter& slow_consumers;
+  Gauge& outbound_bytes;      // bytes queued in all sessions
+};
+
+class Gateway {
+ public:
+  Gateway(net::IoPool& loops, core::Service& service, boost::asio::any_io_executor workers,
+          MetricsRegistry& metrics, GatewayOptions options);
+  ~Gateway();
+
+  // Starts the per-loop tickers. Call once, before the loops run.
+  void start();
+  // Stops the tickers; open sessions are abandoned with their loops.
+  void stop();
+
+  Hub& hub() { return hub_; }
+
+  // Takes over an upgraded connection: validates the handshake, answers 101 (or an HTTP error)
+  // and runs a STOMP session on it. `leftover` holds bytes read past the request.
+  void acceptWebSocket(boost::asio::ip::tcp::socket socket, const UpgradeRequest& request,
+                       std::string leftover);
+
+  // Shared with the sessions.
+  core::Service& service() { return service_; }
+  const boost::asio::any_io_executor& workers() const { return workers_; }
+  const GatewayOptions& options() const { return options_; }
+  GatewayMetrics& metrics() { return metrics_; }
+  std::uint64_t nextSessionId() { return ++session_ids_; }
+
+ private:
+  void scheduleTick(LoopState& loop);
+  LoopState* loopOf(const boost::asio::any_io_executor& executor);
+
+  net::IoPool& loops_;
+  core::Service& service_;
+  boost::asio::any_io_executor workers_;
+  GatewayOptions options_;
+  GatewayMetrics metrics_;
+  Hub hub_;
+  std::vector<std::unique_ptr<LoopState>> loop_states_;
+  std::atomic<std::uint64_t> session_ids_{0};
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace pigeon::gateway

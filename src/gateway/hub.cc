@@ -1,0 +1,178 @@
+#include "gateway/hub.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+
+namespace pigeon::gateway {
+
+Hub::Hub(core::Service& service, boost::asio::any_io_executor workers, MetricsRegistry& metrics)
+    : service_(service),
+      presence_strand_(boost::asio::make_strand(std::move(workers))),
+      connections_(metrics.gauge("pigeon_gateway_connections", "Connected and authenticated sessions")),
+      online_users_(metrics.gauge("pigeon_gateway_online_users", "Users with at least one session")),
+      deliveries_(metrics.counter("pigeon_gateway_deliveries_total",
+                                  "Messages handed to online sessions")),
+      kicks_(metrics.counter("pigeon_gateway_kicks_total",
+                             "Sessions replaced by a new connection of the same device")) {}
+
+std::shared_ptr<Endpoint> Hub::attach(store::UserId user, const std::string& username,
+                                      const std::string& device, std::shared_ptr<Endpoint> endpoint) {
+  std::shared_ptr<Endpoint> replaced;
+  bool came_online = false;
+  {
+    Shard& shard = shardOf(user);
+    std::lock_guard lock(shard.mu);
+    UserEntry& entry = shard.users[user];
+    entry.username = username;
+    came_online = entry.devices.empty();
+    auto it = std::find_if(entry.devices.begin(), entry.devices.end(),
+                           [&](const auto& d) { return d.first == device; });
+    if (it != entry.devices.end()) {
+      replaced = std::move(it->second);
+      it->second = std::move(endpoint);
+    } else {
+      entry.devices.emplace_back(device, std::move(endpoint));
+      connections_.add(1);
+    }
+  }
+  if (replaced) kicks_.inc();
+  if (came_online) {
+    online_users_.add(1);
+    announce(user, username, true);
+  }
+  return replaced;
+}
+
+void Hub::detach(store::UserId user, const std::string& device, const Endpoint* endpoint) {
+  std::string username;
+  bool went_offline = false;
+  {
+    Shard& shard = shardOf(user);
+    std::lock_guard lock(shard.mu);
+    auto uit = shard.users.find(user);
+    if (uit == shard.users.end()) return;
+    UserEntry& entry = uit->second;
+    auto it = std::find_if(entry.devices.begin(), entry.devices.end(), [&](const auto& d) {
+      return d.first == device && d.second.get() == endpoint;
+    });
+    if (it == entry.devices.end()) return;  // replaced meanwhile: the new one stays
+    entry.devices.erase(it);
+    connections_.add(-1);
+    if (entry.devices.empty()) {
+      went_offline = true;
+      username = entry.username;
+      if (entry.presence_watchers.empty()) shard.users.erase(uit);
+    }
+  }
+  if (went_offline) {
+    online_users_.add(-1);
+    announce(user, username, false);
+  }
+}
+
+void Hub::subscribePresence(store::UserId user, std::shared_ptr<Endpoint> endpoint) {
+  {
+    Shard& shard = shardOf(user);
+    std::lock_guard lock(shard.mu);
+    shard.users[user].presence_watchers.push_back(endpoint);
+  }
+  // The snapshot: every contact online now.
+  boost::asio::post(presence_strand_, [this, user, endpoint = std::move(endpoint)] {
+    auto contacts = service_.contactsOf(user);
+    if (!contacts) {
+      spdlog::warn("gateway: presence snapshot for user {} failed: {}", user, contacts.error().message);
+      return;
+    }
+    for (store::UserId contact : *contacts) {
+      const Shard& shard = shardOf(contact);
+      std::string name;
+      {
+        std::lock_guard lock(shard.mu);
+        auto it = shard.users.find(contact);
+        if (it == shard.users.end() || it->second.devices.empty()) continue;
+        name = it->second.username;
+      }
+      endpoint->presence(PresenceEvent{contact, std::move(name), true});
+    }
+  });
+}
+
+void Hub::unsubscribePresence(store::UserId user, const Endpoint* endpoint) {
+  Shard& shard = shardOf(user);
+  std::lock_guard lock(shard.mu);
+  auto uit = shard.users.find(user);
+  if (uit == shard.users.end()) return;
+  std::erase_if(uit->second.presence_watchers, [&](const auto& w) { return w.get() == endpoint; });
+  if (uit->second.devices.empty() && uit->second.presence_watchers.empty()) shard.users.erase(uit);
+}
+
+std::vector<std::shared_ptr<Endpoint>> Hub::watchersOf(store::UserId user) const {
+  const Shard& shard = shardOf(user);
+  std::lock_guard lock(shard.mu);
+  auto it = shard.users.find(user);
+  if (it == shard.users.end()) return {};
+  return it->second.presence_watchers;
+}
+
+bool Hub::isOnline(store::UserId user) const {
+  const Shard& shard = shardOf(user);
+  std::lock_guard lock(shard.mu);
+  auto it = shard.users.find(user);
+  return it != shard.users.end() && !it->second.devices.empty();
+}
+
+void Hub::announce(store::UserId user, const std::string& username, bool online) {
+  boost::asio::post(presence_strand_, [this, user, username, online] {
+    // The state may have flipped again since: announce only what is still true, so a watcher
+    // never ends on a stale state (the later transition announces itself).
+    if (isOnline(user) != online) return;
+    auto contacts = service_.contactsOf(user);
+    if (!contacts) {
+      spdlog::warn("gateway: presence of user {} not announced: {}", user, contacts.error().message);
+      return;
+    }
+    for (store::UserId contact : *contacts) {
+      for (auto& watcher : watchersOf(contact)) {
+        watcher->presence(PresenceEvent{user, username, online});
+      }
+    }
+  });
+}
+
+std::size_t Hub::connections() const { return std::size_t(std::max<std::int64_t>(0, connections_.value())); }
+
+void Hub::onStored(const store::Message& message, const std::string& from,
+                   const std::vector<store::InboxRef>& refs) {
+  std::shared_ptr<const OutboundMessage> out;
+  std::vector<std::shared_ptr<Endpoint>> targets;
+  for (const store::InboxRef& ref : refs) {
+    targets.clear();
+    {
+      const Shard& shard = shardOf(ref.user);
+      std::lock_guard lock(shard.mu);
+      auto it = shard.users.find(ref.user);
+      if (it == shard.users.end()) continue;
+      for (const auto& [device, endpoint] : it->second.devices) targets.push_back(endpoint);
+    }
+    if (targets.empty()) continue;
+    if (!out) out = OutboundMessage::make(message, from);  // encoded once, for everyone
+    for (auto& endpoint : targets) endpoint->deliver(out, ref.seq);
+    deliveries_.inc(targets.size());
+  }
+}
+
+std::vector<std::pair<store::UserId, std::string>> Hub::onlineUsers() const {
+  std::vector<std::pair<store::UserId, std::string>> out;
+  for (const Shard& shard : shards_) {
+    std::lock_guard lock(shard.mu);
+    for (const auto& [id, entry] : shard.users) {
+      if (!entry.devices.empty()) out.emplace_back(id, entry.username);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.second < b.second; });
+  return out;
+}
+
+}  // namespace pigeon::gateway

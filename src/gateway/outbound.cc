@@ -1,0 +1,36 @@
+#include "gateway/outbound.h"
+
+#include "core/validation.h"
+#include "protocol/stomp.h"
+
+namespace pigeon::gateway {
+
+std::shared_ptr<const OutboundMessage> OutboundMessage::make(store::Message message,
+                                                             std::string from) {
+  auto out = std::make_shared<OutboundMessage>();
+  out->message = std::move(message);
+  out->from = std::move(from);
+  const store::Message& m = out->message;
+  std::string& t = out->stomp_tail;
+  t.reserve(160 + m.conversation.size() + m.content_type.size() + m.body.size());
+  auto header = [&t](std::string_view name, std::string_view value) {
+    t += name;
+    t += ':';
+    protocol::appendEscaped(t, value);
+    t += '\n';
+  };
+  header("msg-id", std::to_string(m.id));
+  header("conversation", m.conversation);
+  header("conv-seq", std::to_string(m.conv_seq));
+  header("from", out->from);
+  header("sent-at", std::to_string(m.created_at_ms));
+  header("content-type", m.content_type);
+  header("content-length", std::to_string(m.body.size()));
+  t += '\n';
+  t += m.body;
+  t += '\0';
+  out->body_is_utf8 = core::isValidUtf8(m.body);
+  return out;
+}
+
+}  // namespace pigeon::gateway
