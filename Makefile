@@ -4,7 +4,7 @@ BUILD_DIR := build/$(PRESET)
 JOBS ?= 2
 DATA_DIR ?= ./data
 
-.PHONY: all deps configure build run test format clean
+.PHONY: all deps node-deps configure build run test format clean
 
 all: build
 
@@ -21,7 +21,10 @@ run: build
 	mkdir -p $(DATA_DIR)
 	$(BUILD_DIR)/apps/pigeond/pigeond --data-dir $(DATA_DIR)
 
-test: build
+node-deps: deps
+	@cd tests/node && if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
+
+test: build node-deps
 	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 600
 
 format:
