@@ -22,7 +22,7 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
       : pool(p),
         api(a),
         options(std::move(o)),
-        acceptor(p.context(0)),
+        acceptor(std::in_place, p.context(0)),
         connections(m.gauge("pigeon_http_connections", "Open HTTP connections")),
         accepted(m.counter("pigeon_http_connections_accepted_total", "HTTP connections accepted")),
         refused(m.counter("pigeon_http_connections_refused_total",
@@ -31,7 +31,9 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
   net::IoPool& pool;
   HttpApi& api;
   HttpServerOptions options;
-  tcp::acceptor acceptor;
+  // Reset by ~HttpServer, while its loop is alive: connection coroutines may hold the state
+  // until another loop is torn down, after this one.
+  std::optional<tcp::acceptor> acceptor;
   std::atomic<bool> stopping{false};
   Gauge& connections;
   Counter& accepted;
@@ -88,12 +90,12 @@ asio::awaitable<void> HttpServer::State::acceptLoop() {
   auto self = shared_from_this();
   while (!stopping.load()) {
     asio::io_context& loop = pool.next();
-    auto [ec, socket] = co_await acceptor.async_accept(loop, asio::as_tuple(asio::use_awaitable));
+    auto [ec, socket] = co_await acceptor->async_accept(loop, asio::as_tuple(asio::use_awaitable));
     if (ec) {
       if (stopping.load() || ec == asio::error::operation_aborted) break;
       spdlog::warn("http: accept failed: {}", ec.message());
       // Out of file descriptors and similar: back off briefly instead of spinning.
-      asio::steady_timer timer(acceptor.get_executor(), std::chrono::milliseconds(50));
+      asio::steady_timer timer(acceptor->get_executor(), std::chrono::milliseconds(50));
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
       continue;
     }
@@ -179,6 +181,7 @@ HttpServer::HttpServer(net::IoPool& pool, HttpApi& api, MetricsRegistry& metrics
 
 HttpServer::~HttpServer() {
   stop();
+  state_->acceptor.reset();
 }
 
 void HttpServer::setUpgradeHandler(std::string path, net::UpgradeHandler handler) {
@@ -191,7 +194,7 @@ Result<void> HttpServer::start() {
   const auto address = asio::ip::make_address(state_->options.host, ec);
   if (ec) return fail(Errc::BadRequest, "bad listen address '" + state_->options.host + "'");
   const tcp::endpoint endpoint(address, state_->options.port);
-  auto& acceptor = state_->acceptor;
+  auto& acceptor = *state_->acceptor;
   acceptor.open(endpoint.protocol(), ec);
   if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acceptor.bind(endpoint, ec);
@@ -207,9 +210,9 @@ Result<void> HttpServer::start() {
 
 void HttpServer::stop() {
   if (state_->stopping.exchange(true)) return;
-  asio::post(state_->acceptor.get_executor(), [state = state_] {
+  asio::post(state_->acceptor->get_executor(), [state = state_] {
     beast::error_code ignored;
-    state->acceptor.close(ignored);
+    if (state->acceptor) state->acceptor->close(ignored);
   });
 }
 

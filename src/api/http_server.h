@@ -30,6 +30,7 @@ struct HttpServerOptions {
 class HttpServer {
  public:
   HttpServer(net::IoPool& pool, HttpApi& api, MetricsRegistry& metrics, HttpServerOptions options);
+  // Destroy after the loops have stopped, before the IoPool.
   ~HttpServer();
 
   // Requests for `path` (e.g. "/ws") are handed, socket and all, to `handler`. Call before

@@ -31,7 +31,8 @@ export async function startServer(extraArgs = []) {
     '--ready-file', ready, '--password-cost', 'min', '--log-level', 'warn', ...extraArgs];
   const child = spawn(PIGEOND, args, { stdio: ['ignore', 'inherit', 'inherit'] });
   let exited = false;
-  child.on('exit', () => { exited = true; });
+  let exitCode = null;
+  child.on('exit', (code, signal) => { exited = true; exitCode = signal ? signal : code; });
   await waitFor(() => exited || existsSync(ready), 30000, 'pigeond to start');
   if (exited) throw new Error('pigeond exited at start');
   const { http_port: port } = JSON.parse(readFileSync(ready, 'utf8'));
@@ -39,12 +40,17 @@ export async function startServer(extraArgs = []) {
     port,
     base: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}/ws`,
+    // Stops with SIGTERM and checks the shutdown was clean (exit code 0: no sanitizer report,
+    // no crash).
     async stop() {
-      if (!exited) {
+      const wasRunning = !exited;
+      if (wasRunning) {
         child.kill('SIGTERM');
         await waitFor(() => exited, 15000, 'pigeond to stop');
       }
       rmSync(dir, { recursive: true, force: true });
+      if (!wasRunning) throw new Error(`pigeond died during the test (exit ${exitCode})`);
+      if (exitCode !== 0) throw new Error(`pigeond exited with ${exitCode} on SIGTERM`);
     },
     async api(method, path, body, token) {
       const headers = { 'content-type': 'application/json' };
