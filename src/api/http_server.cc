@@ -137,12 +137,26 @@ asio::awaitable<void> HttpServer::State::serve(tcp::socket socket) {
         auto res = toBeast(*reply, 11, false);
         stream.expires_after(std::chrono::seconds(5));
         co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+        // Lingering close: the client may still be sending the body we refused. Closing with
+        // unread data would reset the connection and could destroy our answer before the
+        // client reads it, so half-close and discard what comes, for a short while.
+        beast::error_code ignored;
+        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        stream.expires_after(std::chrono::seconds(2));
+        char sink[4096];
+        for (std::size_t drained = 0; drained < (8u << 20);) {
+          auto [rec, got] =
+              co_await stream.async_read_some(asio::buffer(sink), asio::as_tuple(asio::use_awaitable));
+          if (rec) break;
+          drained += got;
+        }
       }
       break;
     }
     http::request<http::string_body> req = parser.release();
     if (upgrade_handler && pathOf(req.target()) == upgrade_path) {
       net::UpgradeRequest up;
+      up.method = std::string(req.method_string());
       up.target = std::string(req.target());
       up.upgrade = std::string(req[http::field::upgrade]);
       up.connection = std::string(req[http::field::connection]);

@@ -406,6 +406,8 @@ Result<Seq> Service::cursorOf(const Principal& who) {
   return store_.getCursor(who.user, who.device);
 }
 
+Result<Seq> Service::inboxEnd(const Principal& who) { return store_.lastInboxSeq(who.user); }
+
 Result<Seq> Service::ack(const Principal& who, Seq seq) {
   auto last = store_.lastInboxSeq(who.user);
   if (!last) return std::unexpected(last.error());

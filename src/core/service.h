@@ -150,6 +150,8 @@ class Service {
   Result<SyncResult> sync(const Principal& who, std::optional<Seq> after, std::size_t limit);
   // The highest seq this device acknowledged (0 if none).
   Result<Seq> cursorOf(const Principal& who);
+  // The seq of the newest message in the caller's inbox (0 if empty).
+  Result<Seq> inboxEnd(const Principal& who);
   // Cumulative ack for the caller's device. Errors: BadRequest (seq past the inbox's end).
   Result<Seq> ack(const Principal& who, Seq seq);
   // A conversation's messages with conv_seq < before (0: newest), ascending. Errors:

@@ -69,9 +69,15 @@ void Gateway::acceptWebSocket(asio::ip::tcp::socket socket, const UpgradeRequest
                               std::string leftover) {
   auto response = webSocketHandshakeResponse(HandshakeInput{
       request.upgrade, request.connection, request.ws_key, request.ws_version, request.ws_protocol});
+  if (response && request.method != "GET") {
+    response = fail(Errc::BadRequest, "a WebSocket upgrade is a GET request");
+  }
   LoopState* loop = loopOf(socket.get_executor());
-  if (!response || !loop || stopped_.load()) {
-    const std::string message = response ? "server is shutting down" : response.error().message;
+  const bool full = metrics_.sessions.value() >= std::int64_t(options_.max_sessions);
+  if (!response || !loop || stopped_.load() || full) {
+    const std::string message = !response ? response.error().message
+                                : full    ? "too many connections; try another node or later"
+                                          : "server is shutting down";
     auto text = std::make_shared<std::string>(
         httpErrorResponse(response ? 503 : 400, response ? "Service Unavailable" : "Bad Request", message));
     auto sock = std::make_shared<asio::ip::tcp::socket>(std::move(socket));

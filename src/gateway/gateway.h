@@ -35,6 +35,10 @@ struct GatewayOptions {
   std::size_t max_inflight_sends = 128;         // SENDs awaiting their RECEIPT per connection
   std::size_t sync_page = 200;                  // inbox items read per step of a resync
   std::uint32_t tick_ms = 100;                  // timer wheel resolution
+  std::size_t max_sessions = 50000;             // more WebSocket connections get HTTP 503
+  // TCP keep-alive for connections whose client opted out of heart-beats: a peer that
+  // vanished is found after idle + interval × count seconds.
+  int keepalive_idle_s = 60, keepalive_interval_s = 10, keepalive_count = 3;
 };
 
 using net::UpgradeRequest;

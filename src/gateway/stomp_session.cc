@@ -1,6 +1,9 @@
 #include "gateway/stomp_session.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
@@ -9,6 +12,7 @@
 #include <chrono>
 
 #include "core/conversation.h"
+#include "core/validation.h"
 
 namespace pigeon::gateway {
 namespace asio = boost::asio;
@@ -78,6 +82,11 @@ void StompSession::start(std::string handshake, std::string leftover) {
   socket_.non_blocking(true, ec);
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
   socket_.set_option(asio::socket_base::keep_alive(true), ec);
+  const auto& opts = gateway_.options();
+  const int fd = socket_.native_handle();
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &opts.keepalive_idle_s, sizeof(int));
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &opts.keepalive_interval_s, sizeof(int));
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &opts.keepalive_count, sizeof(int));
   gateway_.metrics().sessions.add(1);
   const auto now = nowMs();
   last_read_ms_ = last_write_ms_ = tokens_ms_ = now;
@@ -95,7 +104,7 @@ void StompSession::start(std::string handshake, std::string leftover) {
 // ---- reading -------------------------------------------------------------------------------
 
 void StompSession::armRead() {
-  if (reading_ || phase_ >= Phase::Closing) return;
+  if (reading_ || phase_ == Phase::Closed || (phase_ == Phase::Closing && !draining_)) return;
   reading_ = true;
   // Wait for readability without a buffer: an idle connection holds none.
   socket_.async_wait(asio::ip::tcp::socket::wait_read,
@@ -106,6 +115,16 @@ void StompSession::armRead() {
 
 void StompSession::onReadable(const boost::system::error_code& ec) {
   reading_ = false;
+  if (phase_ == Phase::Closed) return;
+  if (draining_) {
+    // Closing: discard what the peer still sends until it closes its side.
+    boost::system::error_code rec;
+    for (;;) {
+      const std::size_t n = socket_.read_some(asio::buffer(loop_.scratch), rec);
+      if (rec == asio::error::would_block || rec == asio::error::try_again) return armRead();
+      if (rec || n == 0) return closeNow("closed");
+    }
+  }
   if (phase_ >= Phase::Closing) return;
   if (ec) return closeNow("wait for read failed");
   for (int round = 0; round < 4; ++round) {
@@ -176,7 +195,7 @@ void StompSession::pump() {
 // ---- writing -------------------------------------------------------------------------------
 
 void StompSession::enqueue(OutFrame frame, bool exempt) {
-  if (phase_ == Phase::Closed) return;
+  if (phase_ == Phase::Closed || (phase_ == Phase::Closing && !exempt)) return;
   const std::size_t size = frame.size();
   if (!exempt && queue_bytes_ + size > gateway_.options().max_outbound_bytes) {
     gateway_.metrics().slow_consumers.inc();
@@ -259,26 +278,32 @@ void StompSession::onWritten(const boost::system::error_code& ec) {
     std::vector<OutFrame>().swap(queue_);
     std::vector<asio::const_buffer>().swap(buffers_);
     std::vector<std::array<std::uint8_t, 10>>().swap(ws_headers_);
-    if (phase_ == Phase::Closing) {
-      boost::system::error_code ignored;
-      socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-      return closeNow("closed");
-    }
   }
   if (auto_acked > cursor_target_) {
     cursor_target_ = auto_acked;  // ack:auto: written is acknowledged
     persistCursor();
   }
-  flush();
-  if (phase_ == Phase::Connected) {
-    startSync();  // room may have opened
-    pump();       // input may have been blocked on the queue
+  if (phase_ == Phase::Closing && queue_.empty()) {
+    // Everything (the ERROR, the close frame) is out: half-close, then read and discard until
+    // the peer closes too (or the close deadline), so pipelined bytes it sent do not turn our
+    // close into a reset that could destroy the ERROR before the peer reads it.
+    boost::system::error_code ignored;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    draining_ = true;
+    reading_ = false;
+    return armRead();
   }
+  flush();
+  if (phase_ == Phase::Connected) startSync();  // room may have opened
+  if (phase_ < Phase::Closing) pump();          // input may have been blocked on the queue
 }
 
 void StompSession::beginClose(std::uint16_t ws_code) {
   if (phase_ >= Phase::Closing) return;
   phase_ = Phase::Closing;
+  // SENDs queued behind the one being checked are dropped: nothing after an ERROR is stored.
+  inflight_sends_ -= send_queue_.size();
+  send_queue_.clear();
   close_deadline_ = nowMs() + kCloseGraceMs;
   enqueue(OutFrame{protocol::wsCloseFrame(ws_code, ""), nullptr, 0, true, false}, true);
   rescheduleTimer();
@@ -307,6 +332,8 @@ void StompSession::cleanup() {
   queue_bytes_ = 0;
   // inflight_ stays until the pending write completes: its buffers point into it.
   std::vector<OutFrame>().swap(queue_);
+  inflight_sends_ -= send_queue_.size();
+  std::vector<PendingSend>().swap(send_queue_);
   gateway_.metrics().sessions.add(-1);
 }
 
@@ -323,6 +350,7 @@ void StompSession::rescheduleTimer() {
   if (in_heartbeat_ms_) due = std::min(due, last_read_ms_ + 2 * std::int64_t(in_heartbeat_ms_) + 1);
   if (out_heartbeat_ms_) due = std::min(due, last_write_ms_ + std::int64_t(out_heartbeat_ms_));
   if (writing_) due = std::min(due, write_started_ms_ + gateway_.options().write_timeout_ms);
+  if (sync_retry_at_) due = std::min(due, sync_retry_at_);
   loop_.wheel.schedule(*this, due - now);
 }
 
@@ -341,6 +369,14 @@ void StompSession::onTimer() {
     return closeNow("write timeout (slow consumer)");
   }
   if (phase_ == Phase::Connected) {
+    // While we are not reading (input blocked on our side), the client's heart-beats wait in
+    // the socket: that is not silence.
+    if (inputBlocked()) last_read_ms_ = now;
+    if (sync_retry_at_ && now >= sync_retry_at_) {
+      sync_retry_at_ = 0;
+      more_in_store_ = true;
+      startSync();
+    }
     if (in_heartbeat_ms_ && now - last_read_ms_ > 2 * std::int64_t(in_heartbeat_ms_)) {
       m.heartbeat_timeouts.inc();
       spdlog::info("gateway: session {} ({}): silent for {} ms, closing", id_, principal_.username,
@@ -363,6 +399,7 @@ void StompSession::sendFrame(
     std::string_view body) {
   OutFrame f;
   protocol::appendFrame(f.own, command, headers, body);
+  f.binary = !core::isValidUtf8(f.own);  // ids and bodies echo client bytes
   enqueue(std::move(f));
 }
 
@@ -384,6 +421,7 @@ void StompSession::fatal(std::string_view message, const std::string* receipt,
     protocol::appendFrame(f.own, "ERROR", {{"message", message}, {"content-type", "text/plain"}},
                           detail);
   }
+  f.binary = !core::isValidUtf8(f.own);
   enqueue(std::move(f), true);  // the last frame: sent even over the limit
   beginClose(protocol::kWsClosePolicyViolation);
 }
@@ -513,7 +551,7 @@ void StompSession::onSend(StompFrame& frame) {
 }
 
 void StompSession::startNextSend() {
-  if (send_running_ || send_queue_.empty()) return;
+  if (send_running_ || send_queue_.empty() || phase_ != Phase::Connected) return;
   send_running_ = true;
   PendingSend next = std::move(send_queue_.front());
   send_queue_.erase(send_queue_.begin());
@@ -562,12 +600,8 @@ void StompSession::onSent(Result<core::SendResult> result, std::optional<std::st
                           {"conv-seq", conv_seq},
                           {"duplicate", result->duplicate ? "true" : "false"}});
   }
-  if (disconnect_pending_ && inflight_sends_ == 0) {
-    disconnect_pending_ = false;
-    if (disconnect_receipt_) sendFrame("RECEIPT", {{"receipt-id", *disconnect_receipt_}});
-    return beginClose(protocol::kWsCloseNormal);
-  }
-  pump();
+  maybeFinishDisconnect();
+  if (phase_ == Phase::Connected) pump();
 }
 
 void StompSession::onSubscribe(StompFrame& frame) {
@@ -617,16 +651,30 @@ void StompSession::onSubscribe(StompFrame& frame) {
     if (!parseU64(*s, v)) return fatal("invalid since", receipt, "since must be a seq number");
     since = v;
   }
-  sub_ = Subscription{*id, mode};
+  sub_ = Subscription{*id, std::string(dest), mode};
   const std::uint64_t generation = ++sub_generation_;
   syncing_ = true;  // live messages wait until we know where to start
+  rewind_pending_ = false;
   acked_above_.clear();
-  sendReceipt(receipt);
-  auto work = [self = shared_from_this(), who = principal_, generation, since] {
+  last_pushed_ = max_pushed_ = acked_ = 0;  // nothing delivered on this subscription yet
+  std::string receipt_id = receipt ? *receipt : std::string();
+  auto work = [self = shared_from_this(), who = principal_, generation, since,
+               receipt_id = std::move(receipt_id)] {
     auto cursor = self->gateway_.service().cursorOf(who);
-    asio::post(self->socket_.get_executor(), [self, cursor = std::move(cursor), generation, since] {
+    Result<Seq> end = Seq{0};
+    if (cursor && since) end = self->gateway_.service().inboxEnd(who);
+    asio::post(self->socket_.get_executor(), [self, cursor = std::move(cursor), end = std::move(end),
+                                              generation, since, receipt_id] {
       if (self->phase_ != Phase::Connected || generation != self->sub_generation_) return;
-      if (!cursor) return self->fatal("server unavailable", nullptr, cursor.error().message);
+      const std::string* rcpt = receipt_id.empty() ? nullptr : &receipt_id;
+      if (!cursor) return self->fatal("server unavailable", rcpt, cursor.error().message);
+      if (!end) return self->fatal("server unavailable", rcpt, end.error().message);
+      if (since && *end < *since) {
+        return self->fatal("invalid since", rcpt,
+                           "since " + std::to_string(*since) + " is past the end of the inbox (" +
+                               std::to_string(*end) + ")");
+      }
+      self->sendReceipt(rcpt);
       self->cursor_durable_ = self->cursor_target_ = *cursor;
       const Seq start = since.value_or(*cursor);
       self->last_pushed_ = self->acked_ = start;
@@ -666,11 +714,15 @@ void StompSession::onAck(StompFrame& frame, bool nack) {
   if (!sub_ || sub_->mode == AckMode::Auto) {
     return fatal("invalid ack", receipt, "no subscription with ack:client or ack:client-individual");
   }
-  if (seq > last_pushed_) return fatal("invalid ack", receipt, "seq " + *id + " was not delivered");
+  // Against the highest seq ever sent: after a NACK rewinds last_pushed_, acknowledgements of
+  // messages the client did get are still welcome.
+  if (seq > max_pushed_) return fatal("invalid ack", receipt, "seq " + *id + " was not delivered");
   if (nack) {
-    // Hand everything unacknowledged back: resend from the acknowledged floor.
+    // Hand everything unacknowledged back: resend from the acknowledged floor. A store read in
+    // flight started past the floor: its result is dropped and the read starts over.
     last_pushed_ = acked_;
     more_in_store_ = true;
+    if (syncing_) rewind_pending_ = true;
     sendReceipt(receipt);
     return startSync();
   }
@@ -684,18 +736,28 @@ void StompSession::onAck(StompFrame& frame, bool nack) {
       acked_above_.erase(acked_above_.begin());
     }
   }
+  if (acked_ > last_pushed_) last_pushed_ = acked_;  // acknowledged after a NACK: not resent
   if (acked_ > cursor_target_) cursor_target_ = acked_;
-  if (receipt) cursor_receipts_.emplace_back(cursor_target_, *receipt);
+  if (receipt) {
+    if (cursor_receipts_.size() >= gateway_.options().max_unacked) {
+      return fatal("too many receipts pending", receipt, "wait for ACK receipts before asking for more");
+    }
+    cursor_receipts_.emplace_back(cursor_target_, *receipt);
+  }
   persistCursor();
   startSync();  // the window may have room again
 }
 
 void StompSession::onDisconnect(StompFrame& frame) {
   if (const std::string* receipt = frame.header("receipt")) disconnect_receipt_ = *receipt;
-  if (inflight_sends_ > 0) {
-    disconnect_pending_ = true;  // answer once every earlier SEND has its RECEIPT
-    return;
-  }
+  disconnect_pending_ = true;  // input stops; answered once earlier SENDs and ACKs are durable
+  maybeFinishDisconnect();
+}
+
+void StompSession::maybeFinishDisconnect() {
+  if (!disconnect_pending_ || phase_ != Phase::Connected) return;
+  if (inflight_sends_ > 0 || cursor_writing_ || cursor_target_ > cursor_durable_) return;
+  disconnect_pending_ = false;
   if (disconnect_receipt_) sendFrame("RECEIPT", {{"receipt-id", *disconnect_receipt_}});
   beginClose(protocol::kWsCloseNormal);
 }
@@ -747,7 +809,10 @@ bool StompSession::room() const {
   if (!sub_) return false;
   if (queue_bytes_ > gateway_.options().max_outbound_bytes / 2) return false;
   if (sub_->mode == AckMode::Auto) return true;
-  return unacked() < gateway_.options().max_unacked;
+  // Also bound the span past the floor, so individual acks above a gap (one entry each in
+  // acked_above_) cannot pile up without end.
+  return unacked() < gateway_.options().max_unacked &&
+         last_pushed_ - acked_ < 2 * gateway_.options().max_unacked;
 }
 
 std::size_t StompSession::unacked() const {
@@ -762,7 +827,9 @@ void StompSession::pushMessage(std::shared_ptr<const OutboundMessage> message, S
   const std::string seq_text = std::to_string(seq);
   std::string& h = f.own;
   h.reserve(96 + sub_->id.size());
-  h += "MESSAGE\ndestination:/user/queue/messages\nsubscription:";
+  h += "MESSAGE\ndestination:";
+  protocol::appendEscaped(h, sub_->destination);
+  h += "\nsubscription:";
   protocol::appendEscaped(h, sub_->id);
   h += "\nmessage-id:";
   h += seq_text;
@@ -778,6 +845,7 @@ void StompSession::pushMessage(std::shared_ptr<const OutboundMessage> message, S
   f.binary = !message->body_is_utf8;
   f.shared = std::move(message);
   last_pushed_ = seq;
+  max_pushed_ = std::max(max_pushed_, seq);
   enqueue(std::move(f));
 }
 
@@ -801,6 +869,11 @@ void StompSession::startSync() {
 void StompSession::onSynced(std::uint64_t generation, Result<core::SyncResult> result) {
   if (phase_ != Phase::Connected || generation != sub_generation_) return;
   syncing_ = false;
+  if (rewind_pending_) {  // a NACK rewound last_pushed_ while this read ran: read again
+    rewind_pending_ = false;
+    more_in_store_ = true;
+    return startSync();
+  }
   if (!result) return fatal("server unavailable", nullptr, result.error().message);
   bool stopped_early = false;
   std::size_t pushed = 0;
@@ -820,39 +893,52 @@ void StompSession::onSynced(std::uint64_t generation, Result<core::SyncResult> r
   }
   // A client slower than a page reads no more than it took last time (big messages, full queue).
   next_page_ = stopped_early ? std::max<std::size_t>(1, pushed) : gateway_.options().sync_page;
-  more_in_store_ = stopped_early || result->has_more || known_max_ > last_pushed_;
+  more_in_store_ = stopped_early || result->has_more;
+  if (!more_in_store_ && known_max_ > last_pushed_) {
+    // A live message we dropped is past what the store returned. Read again — at once if this
+    // read made progress, otherwise after a tick, so a store that lags cannot spin us.
+    if (pushed > 0) {
+      more_in_store_ = true;
+    } else {
+      sync_retry_at_ = nowMs() + gateway_.options().tick_ms;
+      rescheduleTimer();
+    }
+  }
   startSync();
 }
 
 void StompSession::persistCursor() {
-  if (!cursor_writing_ && cursor_target_ > cursor_durable_) {
-    cursor_writing_ = true;
-    auto work = [self = shared_from_this(), who = principal_, target = cursor_target_] {
-      auto moved = self->gateway_.service().ack(who, target);
-      asio::post(self->socket_.get_executor(), [self, moved = std::move(moved)] {
-        self->cursor_writing_ = false;
-        if (moved) {
-          self->cursor_durable_ = std::max(self->cursor_durable_, *moved);
-        } else {
-          spdlog::warn("gateway: session {}: cursor not stored: {}", self->id_, moved.error().message);
-        }
-        if (self->phase_ == Phase::Connected) self->persistCursor();
-      });
-    };
-    asio::post(gateway_.workers(), std::move(work));
-    return;
-  }
-  if (cursor_writing_) return;
-  // Everything asked for is durable: answer the ACK receipts waiting for it.
-  std::vector<std::pair<Seq, std::string>> ready;
-  ready.swap(cursor_receipts_);
-  for (auto& [target, receipt] : ready) {
-    if (target <= cursor_durable_) {
-      sendFrame("RECEIPT", {{"receipt-id", receipt}});
-    } else {
-      cursor_receipts_.emplace_back(target, std::move(receipt));
+  // Answer the ACK receipts that are durable now, even while more writes follow (B4).
+  if (!cursor_receipts_.empty()) {
+    std::vector<std::pair<Seq, std::string>> waiting;
+    waiting.swap(cursor_receipts_);
+    for (auto& [target, receipt] : waiting) {
+      if (target <= cursor_durable_) {
+        sendFrame("RECEIPT", {{"receipt-id", receipt}});
+      } else {
+        cursor_receipts_.emplace_back(target, std::move(receipt));
+      }
     }
   }
+  if (cursor_writing_ || cursor_target_ <= cursor_durable_) return maybeFinishDisconnect();
+  cursor_writing_ = true;
+  // Runs whatever the phase: an acknowledgement made before a close is still stored.
+  auto work = [self = shared_from_this(), who = principal_, target = cursor_target_] {
+    auto moved = self->gateway_.service().ack(who, target);
+    asio::post(self->socket_.get_executor(), [self, moved = std::move(moved)] {
+      self->cursor_writing_ = false;
+      if (!moved) {
+        // The cursor could not be stored (storage failing): close rather than retry in a loop;
+        // the device resyncs from its stored cursor when it comes back.
+        spdlog::warn("gateway: session {}: cursor not stored: {}", self->id_, moved.error().message);
+        self->cursor_target_ = self->cursor_durable_;
+        return self->fatal("server unavailable", nullptr, moved.error().message);
+      }
+      self->cursor_durable_ = std::max(self->cursor_durable_, *moved);
+      self->persistCursor();
+    });
+  };
+  asio::post(gateway_.workers(), std::move(work));
 }
 
 }  // namespace pigeon::gateway

@@ -65,6 +65,7 @@ class StompSession final : public Endpoint,
 
   struct Subscription {
     std::string id;
+    std::string destination;  // as the client wrote it (echoed in MESSAGE frames)
     AckMode mode = AckMode::Auto;
   };
 
@@ -103,6 +104,7 @@ class StompSession final : public Endpoint,
   void onUnsubscribe(protocol::StompFrame& frame);
   void onAck(protocol::StompFrame& frame, bool nack);
   void onDisconnect(protocol::StompFrame& frame);
+  void maybeFinishDisconnect();
   void sendFrame(std::string_view command,
                  std::initializer_list<std::pair<std::string_view, std::string_view>> headers,
                  std::string_view body = {});
@@ -138,6 +140,7 @@ class StompSession final : public Endpoint,
   std::size_t queue_bytes_ = 0;
   bool reading_ = false;
   bool writing_ = false;
+  bool draining_ = false;  // closing: reading and discarding until the peer closes
 
   // Times (steady clock, ms) for the timer wheel.
   std::int64_t connect_deadline_ = 0;
@@ -171,12 +174,15 @@ class StompSession final : public Endpoint,
   // The message subscription.
   std::optional<Subscription> sub_;
   std::uint64_t sub_generation_ = 0;
-  store::Seq last_pushed_ = 0;      // highest seq queued to the client
+  store::Seq last_pushed_ = 0;      // highest seq queued to the client (a NACK rewinds it)
+  store::Seq max_pushed_ = 0;       // highest seq ever queued on this subscription
   store::Seq acked_ = 0;            // everything up to here is acknowledged
   std::set<store::Seq> acked_above_;  // client-individual acks past acked_
   store::Seq known_max_ = 0;        // highest seq seen live
   bool more_in_store_ = false;      // the store may hold messages past last_pushed_
   bool syncing_ = false;
+  bool rewind_pending_ = false;     // a NACK came while a read ran: drop its result
+  std::int64_t sync_retry_at_ = 0;  // read the store again at this time (0: not planned)
   std::size_t next_page_ = SIZE_MAX;  // inbox items to read next time (adapts to a slow client)
 
   // The device cursor as stored, and receipts waiting for it.

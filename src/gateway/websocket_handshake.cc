@@ -78,7 +78,9 @@ Result<std::string> webSocketHandshakeResponse(const HandshakeInput& in) {
 }
 
 std::string httpErrorResponse(int status, std::string_view reason, std::string_view message) {
-  std::string body = "{\"error\":{\"code\":\"bad_request\",\"message\":\"";
+  std::string body = "{\"error\":{\"code\":\"";
+  body += status == 503 ? "unavailable" : "bad_request";
+  body += "\",\"message\":\"";
   for (char c : message) {
     if (c == '"' || c == '\\') body += '\\';
     body += c;

@@ -10,6 +10,7 @@ namespace pigeon::net {
 
 // The parts of an HTTP upgrade request a WebSocket server needs.
 struct UpgradeRequest {
+  std::string method;
   std::string target;
   std::string upgrade, connection, ws_key, ws_version, ws_protocol, authorization;
   std::string remote_ip;

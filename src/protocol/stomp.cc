@@ -5,7 +5,8 @@
 namespace pigeon::protocol {
 namespace {
 
-constexpr std::string_view kNoEscapeCommands[] = {"CONNECT", "CONNECTED"};
+// STOMP is CONNECT by another name: neither it nor CONNECTED escapes its headers.
+constexpr std::string_view kNoEscapeCommands[] = {"CONNECT", "STOMP", "CONNECTED"};
 
 bool escapesHeaders(std::string_view command) {
   for (auto c : kNoEscapeCommands) {
@@ -39,7 +40,7 @@ StompParser::Status StompParser::failWith(Errc code, std::string message) {
   error_ = Error{code, std::move(message)};
   buf_.clear();
   buf_.shrink_to_fit();
-  pos_ = scanned_ = header_end_ = 0;
+  pos_ = scanned_ = header_end_ = body_scanned_ = 0;
   return Status::Error;
 }
 
@@ -73,7 +74,7 @@ StompParser::Status StompParser::next() {
     }
   }
   if (heartbeat) {
-    scanned_ = header_end_ = 0;
+    scanned_ = header_end_ = body_scanned_ = 0;
     compact();
     return Status::Heartbeat;
   }
@@ -119,6 +120,9 @@ StompParser::Status StompParser::next() {
     if (line.find('\r') != std::string_view::npos) {
       return failWith(Errc::BadRequest, "CR inside a header line");
     }
+    if (line.find('\0') != std::string_view::npos) {
+      return failWith(Errc::BadRequest, "NUL inside a header line");
+    }
     if (first) {
       first = false;
       for (char c : line) {
@@ -161,7 +165,9 @@ StompParser::Status StompParser::next() {
   // Body.
   std::size_t body_len, frame_len;
   if (content_length != std::string_view::npos) {
-    if (header_end + content_length + 1 > limits_.max_frame_bytes) {
+    // The first test keeps the sum below from wrapping around.
+    if (content_length > limits_.max_frame_bytes ||
+        header_end + content_length + 1 > limits_.max_frame_bytes) {
       return failWith(Errc::TooLarge, "frame is over the limit of " +
                                           std::to_string(limits_.max_frame_bytes) + " bytes");
     }
@@ -174,13 +180,15 @@ StompParser::Status StompParser::next() {
     }
     body_len = content_length;
   } else {
-    const std::size_t nul = pending.find('\0', header_end);
+    // Resume the search for the NUL where the last call stopped (body_scanned_).
+    const std::size_t nul = pending.find('\0', std::max(header_end, body_scanned_));
     if (nul == std::string_view::npos) {
       if (pending.size() + 1 > limits_.max_frame_bytes) {
         return failWith(Errc::TooLarge, "frame is over the limit of " +
                                             std::to_string(limits_.max_frame_bytes) + " bytes");
       }
       header_end_ = header_end;
+      body_scanned_ = pending.size();
       return Status::NeedMore;
     }
     body_len = nul - header_end;
@@ -193,7 +201,7 @@ StompParser::Status StompParser::next() {
   frame.body = std::string(pending.substr(header_end, body_len));
   frame_ = std::move(frame);
   pos_ += frame_len;
-  scanned_ = header_end_ = 0;
+  scanned_ = header_end_ = body_scanned_ = 0;
   compact();
   return Status::Frame;
 }

@@ -65,6 +65,7 @@ class StompParser {
   std::size_t pos_ = 0;       // start of the unconsumed bytes in buf_
   std::size_t scanned_ = 0;     // bytes after pos_ already searched for the end of the headers
   std::size_t header_end_ = 0;  // once found: offset after pos_ where the body starts
+  std::size_t body_scanned_ = 0;  // bytes after pos_ already searched for the body's NUL
   StompFrame frame_;
   Error error_{Errc::BadRequest, ""};
   bool failed_ = false;

@@ -142,6 +142,41 @@ TEST(StompParser, RejectsFramesOverTheLimit) {
   }
 }
 
+TEST(StompParser, AHugeContentLengthCannotWrapPastTheLimit) {
+  StompParser p;
+  p.feed("SEND\ncontent-length:18446744073709551577\n\n" + std::string(300, 'x') + '\0');
+  EXPECT_EQ(p.next(), Status::Error);
+  EXPECT_EQ(p.error().code, Errc::TooLarge);
+}
+
+TEST(StompParser, RejectsNulInHeaders) {
+  StompParser p;
+  p.feed("SEND\nfoo:a\0b\n\n\0"s);
+  EXPECT_EQ(p.next(), Status::Error);
+}
+
+TEST(StompParser, StompCommandHeadersAreNotUnescaped) {
+  StompParser p;
+  p.feed("STOMP\npasscode:a\\b\n\n\0"s);
+  ASSERT_EQ(p.next(), Status::Frame);
+  EXPECT_EQ(*p.frame().header("passcode"), "a\\b");
+}
+
+TEST(StompParser, ABodyArrivingByteByByteIsScannedOnce) {
+  StompLimits limits;
+  limits.max_frame_bytes = 1 << 20;
+  StompParser p(limits);
+  p.feed("SEND\n\n");
+  EXPECT_EQ(p.next(), Status::NeedMore);
+  for (int i = 0; i < 200000; ++i) {  // quadratic rescanning would take minutes here
+    p.feed("y");
+    ASSERT_EQ(p.next(), Status::NeedMore);
+  }
+  p.feed(std::string(1, '\0'));
+  ASSERT_EQ(p.next(), Status::Frame);
+  EXPECT_EQ(p.frame().body.size(), 200000u);
+}
+
 TEST(StompEncoder, EscapesAndAddsContentLengthAndRoundTrips) {
   std::string out;
   appendFrame(out, "MESSAGE", {{"conversation", "p:1:2"}, {"from", "a\nb"}}, "hi\0there"s);

@@ -15,7 +15,7 @@ bool WsParser::failWith(std::uint16_t code, std::string message) {
 bool WsParser::feed(char* data, std::size_t size, WsHandler& handler) {
   if (failed_) return false;
   std::size_t i = 0;
-  while (i < size) {
+  while (i < size && !closed_) {
     if (!in_payload_) {
       // Assemble the header: 2 bytes, then the extended length, then the 4-byte mask.
       header_[header_len_++] = static_cast<std::uint8_t>(data[i++]);
@@ -107,6 +107,7 @@ bool WsParser::feed(char* data, std::size_t size, WsHandler& handler) {
           code = std::uint16_t((std::uint8_t(payload[0]) << 8) | std::uint8_t(payload[1]));
           reason = std::string_view(payload).substr(2);
         }
+        closed_ = true;  // nothing after a close frame is processed
         handler.onClose(code, reason);
       }
       // A pong needs nothing: any bytes from the peer already count as activity.

@@ -71,6 +71,7 @@ class WsParser {
   // A control frame's payload (at most 125 bytes), allocated only while one is arriving.
   std::string control_;
   bool failed_ = false;
+  bool closed_ = false;  // a close frame arrived: the rest is ignored
   std::string error_;
   std::uint16_t close_code_ = kWsCloseProtocolError;
 };

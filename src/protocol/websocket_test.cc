@@ -101,6 +101,15 @@ TEST(WsParser, RejectsProtocolViolations) {
   }
 }
 
+TEST(WsParser, IgnoresEverythingAfterAClose) {
+  WsParser parser;
+  Recorder r;
+  ASSERT_TRUE(feedAll(parser, clientFrame(0x8, "") + clientFrame(0x9, "late") + clientFrame(0x1, "x"), r));
+  EXPECT_EQ(r.closes.size(), 1u);
+  EXPECT_TRUE(r.pings.empty());
+  EXPECT_TRUE(r.data.empty());
+}
+
 TEST(WsParser, RejectsNonMinimalLengths) {
   std::string wire;
   wire += char(0x81);

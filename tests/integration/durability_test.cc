@@ -51,7 +51,7 @@ std::vector<json::object> readInbox(const HttpClient& c) {
 TEST(Durability, AcknowledgedMessagesSurviveSigkillAndSeqsContinue) {
   TempDir dir;
   const std::string data = dir.path() + "/data";
-  PigeondProcess server(data, {"--durability", "sync"});
+  PigeondProcess server(data, {"--durability", "sync", "--rate-limit", "0"});
   server.start();
   {
     HttpClient c(server.httpPort());

@@ -2,6 +2,7 @@
 // and a closed connection; nothing is stored for a rejected frame; everyone else is unaffected.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { startServer, stomp, collect, sendWithReceipt, disconnect, waitFor, raw, rawConnected } from './support.mjs';
 
 let server, bystander, bystanderClient, bystanderGot, sender, senderClient;
@@ -111,6 +112,24 @@ test('SEND to a user who does not exist', async () => {
   assert.equal(error.headers['receipt-id'], 'r1');
 });
 
+test('SENDs pipelined behind a failing one are not stored', async () => {
+  const u = await server.user(unique('pipe'));
+  const target = await server.user(unique('tgt'));
+  const c = await rawConnected(server, u);
+  let frames = c.frame('SEND', { destination: '/app/p2p/nobody-here' }, 'first fails');
+  for (let i = 0; i < 10; i++) frames += c.frame('SEND', { destination: `/app/p2p/${target.name}` }, `after ${i}`);
+  c.send(frames);
+  assert.equal((await c.next('ERROR')).headers.message, 'no such recipient');
+  await c.waitClosed();
+  assert.equal((await server.inbox(target)).length, 0);
+});
+
+test('SUBSCRIBE since a seq past the end of the inbox', async () => {
+  const u = await server.user(unique('future'));
+  const error = await expectError(u, 'SUBSCRIBE\nid:0\ndestination:/user/queue/messages\nsince:1000\n\n\0', 'invalid since');
+  assert.match(error.body, /past the end/);
+});
+
 test('an unknown destination', async () => {
   const u = await server.user(unique('lost'));
   await expectError(u, 'SEND\ndestination:/queue/elsewhere\n\nx\0', 'unknown destination');
@@ -179,4 +198,15 @@ test('an upgrade without a proper WebSocket handshake is refused', async () => {
   assert.equal(res.status, 400);
   const body = await res.json();
   assert.equal(body.error.code, 'bad_request');
+  // A POST with every upgrade header is still not a WebSocket handshake.
+  const answer = await new Promise((resolve, reject) => {
+    const sock = connect(server.port, '127.0.0.1', () => sock.write('POST /ws HTTP/1.1\r\nHost: x\r\n' +
+      'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 0\r\n\r\n'));
+    let text = '';
+    sock.on('data', (d) => { text += d; });
+    sock.on('close', () => resolve(text));
+    sock.on('error', reject);
+  });
+  assert.match(answer, /^HTTP\/1\.1 400 /);
 });

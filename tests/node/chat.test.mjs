@@ -127,6 +127,31 @@ test('ack:client-individual and NACK hand back only what was not acknowledged', 
   await disconnect(b);
 });
 
+test('NACK resends what is unacknowledged; acknowledging after a NACK is no error', async () => {
+  const alice = await server.user(unique('alice'));
+  const bob = await server.user(unique('bob'));
+  const a = await stomp(server, alice);
+  for (let i = 1; i <= 3; i++) await sendWithReceipt(a, `/app/p2p/${bob.name}`, `m${i}`);
+  const b = await stomp(server, bob);
+  const got = collect(b, { ack: 'client-individual' });
+  await waitFor(() => got.length === 3, 10000, 'three messages');
+  got[2].ack();
+  got[0].nack();  // m3 is acknowledged: only m1 and m2 come back
+  await waitFor(() => got.length >= 5, 10000, 'm1 and m2 again');
+  assert.deepEqual(got.slice(3).map((m) => m.body), ['m1', 'm2']);
+  // A NACK, then at once an ACK of a message delivered before it (the redelivery may or may
+  // not have happened yet): accepted either way.
+  got[3].nack();
+  got[4].ack();
+  await waitFor(() => got.length >= 6, 10000, 'm1 once more');
+  for (const m of got.slice(5)) m.ack();
+  await waitFor(async () => (await server.api('GET', '/api/v1/sync', undefined, bob.token)).body.messages.length === 0, 10000, 'the cursor to reach 3');
+  assert.equal(b.errors.length, 0);
+  assert.ok(!b.closed.value);
+  await disconnect(a);
+  await disconnect(b);
+});
+
 test('ack:auto acknowledges what was written: a reconnect gets nothing again', async () => {
   const alice = await server.user(unique('alice'));
   const bob = await server.user(unique('bob'));

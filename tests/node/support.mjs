@@ -29,6 +29,8 @@ export async function startServer(extraArgs = []) {
   const ready = join(dir, 'ready.json');
   const args = ['--host', '127.0.0.1', '--http-port', '0', '--data-dir', join(dir, 'data'),
     '--ready-file', ready, '--password-cost', 'min', '--log-level', 'warn', ...extraArgs];
+  // Tests poll the HTTP API freely; the HTTP rate limit has its own C++ integration test.
+  if (!extraArgs.includes('--rate-limit')) args.push('--rate-limit', '0');
   const child = spawn(PIGEOND, args, { stdio: ['ignore', 'inherit', 'inherit'] });
   let exited = false;
   let exitCode = null;

@@ -120,7 +120,9 @@ HttpResponse HttpClient::sendRaw(const std::string& raw) const {
     return HttpResponse{};
   int one = 1;
   ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (!sendAll(fd.get(), raw)) return HttpResponse{};
+  // The server may answer (413) and stop reading before the whole request is sent: read its
+  // answer even if sending failed.
+  (void)sendAll(fd.get(), raw);
   return readResponse(fd.get());
 }
 
