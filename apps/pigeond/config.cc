@@ -113,6 +113,12 @@ std::variant<Config, int> parseConfig(int argc, char** argv) {
       ->check(CLI::Range(100, 3600000))
       ->capture_default_str();
 
+  app.add_option("--max-sessions", c.max_sessions,
+                 "WebSocket connections this node takes; more get HTTP 503")
+      ->envname("PIGEON_MAX_SESSIONS")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+
   // CLI11 applies the config file before the environment; Pigeon wants flags over environment
   // over file. So each PIGEON_* variable whose flag is not on the command line becomes a flag.
   std::vector<std::string> args(argv + 1, argv + argc);

@@ -34,6 +34,7 @@ struct Config {
   double frame_rate = 500;
   double frame_burst = 1000;
   std::uint32_t write_timeout_ms = 30000;
+  std::size_t max_sessions = 50000;
 };
 
 // Parses argv. Returns the config, or an exit code when the program should stop now (--help

@@ -95,7 +95,10 @@ TEST_F(ConfigTest, HelpListsEveryFlagAndExitsZero) {
   for (const char* flag : {"--config", "--host", "--http-port", "--advertise", "--data-dir",
                            "--durability", "--worker-id", "--io-threads", "--workers",
                            "--max-body-bytes", "--token-ttl", "--rate-limit", "--rate-burst",
-                           "--password-cost", "--log-level", "--ready-file", "PIGEON_HTTP_PORT"}) {
+                           "--password-cost", "--log-level", "--ready-file", "--max-frame-bytes",
+                           "--heartbeat-ms", "--connect-timeout-ms", "--max-outbound-bytes",
+                           "--max-unacked", "--frame-rate", "--frame-burst", "--write-timeout-ms",
+                           "--max-sessions", "PIGEON_HTTP_PORT"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
 }
