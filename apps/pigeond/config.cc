@@ -75,6 +75,9 @@ std::variant<Config, int> parseConfig(int argc, char** argv) {
   app.add_option("--ready-file", c.ready_file,
                  "Write {\"http_port\":N,\"pid\":N} here once listening (for scripts and tests)")
       ->envname("PIGEON_READY_FILE");
+  app.add_option("--web-root", c.web_root,
+                 "Serve the web client from this directory instead of the copy built into pigeond")
+      ->envname("PIGEON_WEB_ROOT");
   app.add_option("--max-frame-bytes", c.max_frame_bytes, "Largest STOMP frame a client may send")
       ->envname("PIGEON_MAX_FRAME_BYTES")
       ->check(CLI::Range(1024, 64 * 1024 * 1024))

@@ -25,6 +25,7 @@ struct Config {
   std::string password_cost = "interactive";
   std::string log_level = "info";
   std::string ready_file;
+  std::string web_root;  // serve the web client from here instead of the embedded copy
   // The WebSocket/STOMP gateway.
   std::size_t max_frame_bytes = 64 * 1024;
   std::uint32_t heartbeat_ms = 10000;

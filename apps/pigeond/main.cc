@@ -13,6 +13,7 @@
 
 #include "api/http_api.h"
 #include "api/http_server.h"
+#include "api/static_files.h"
 #include "base/clock.h"
 #include "base/metrics.h"
 #include "base/rate_limiter.h"
@@ -21,6 +22,7 @@
 #include "gateway/gateway.h"
 #include "net/io_pool.h"
 #include "store/rocksdb/rocks_store.h"
+#include "webassets/web_assets.h"
 
 namespace {
 
@@ -86,9 +88,22 @@ int run(const app::Config& config) {
   gateway::Gateway gateway(loops, **service, workers.get_executor(), metrics, gateway_options);
   (*service)->setDeliverySink(&gateway.hub());
 
+  // The web client: from --web-root if given, else the copy embedded at build time.
+  api::StaticFiles web_files;
+  if (!config.web_root.empty()) {
+    auto files = api::StaticFiles::fromDirectory(config.web_root);
+    if (!files) return fatal(files.error().message);
+    web_files = std::move(*files);
+  } else {
+    std::vector<std::pair<std::string_view, std::string_view>> embedded;
+    for (const auto& asset : webassets::embedded()) embedded.emplace_back(asset.path, asset.data);
+    web_files = api::StaticFiles::fromMemory(embedded);
+  }
+
   RateLimiter limiter(config.rate_limit, config.rate_burst, SystemClock::instance());
   api::ApiOptions api_options;
   api_options.presence = &gateway.hub();
+  api_options.static_files = &web_files;
   api::HttpApi http_api(**service, workers.get_executor(), limiter, metrics, api_options);
   api::HttpServerOptions http_options;
   http_options.host = config.host;
@@ -106,8 +121,9 @@ int run(const app::Config& config) {
   gateway.start();
   loops.start();
 
-  spdlog::info("pigeond: listening on http://{}:{} (data in {}, durability {})", config.host,
-               http.boundPort(), config.data_dir, config.durability);
+  spdlog::info("pigeond: listening on http://{}:{} (data in {}, durability {}, web client: {})",
+               config.host, http.boundPort(), config.data_dir, config.durability,
+               web_files.empty() ? "none" : std::to_string(web_files.size()) + " files");
   if (!config.ready_file.empty() && !writeReadyFile(config.ready_file, http.boundPort())) {
     return fatal("cannot write the ready file '" + config.ready_file + "'");
   }

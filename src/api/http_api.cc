@@ -271,7 +271,29 @@ awaitable<Response> HttpApi::dispatch(Request& req, std::string& route) {
     r.body = metrics_.render();
     co_return r;
   }
-  if (seg.size() < 3 || seg[0] != "api" || seg[1] != "v1") {
+  if (seg.empty() || seg[0] != "api") {
+    route = "static";
+    if (options_.static_files && (method == "GET" || method == "HEAD")) {
+      if (auto file = options_.static_files->find(url.path())) {
+        Response r;
+        r.content_type = std::string(file->content_type);
+        if (method == "GET") r.body = std::string(file->body);
+        r.headers.emplace_back("Cache-Control", file->immutable ? "public, max-age=31536000, immutable"
+                                                                : "no-cache");
+        r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+        if (r.content_type.starts_with("text/html")) {
+          // The client renders messages as text; this forbids anything but its own scripts.
+          r.headers.emplace_back("Content-Security-Policy",
+                                 "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+                                 "style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; "
+                                 "frame-ancestors 'none'");
+        }
+        co_return r;
+      }
+    }
+    co_return errorResponse(Error{Errc::NotFound, "no such endpoint: " + std::string(url.path())});
+  }
+  if (seg.size() < 3 || seg[1] != "v1") {
     co_return errorResponse(Error{Errc::NotFound, "no such endpoint: " + std::string(url.path())});
   }
   const std::string& resource = seg[2];

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "api/http_types.h"
+#include "api/static_files.h"
 #include "base/metrics.h"
 #include "base/rate_limiter.h"
 #include "core/presence.h"
@@ -24,6 +25,8 @@ struct ApiOptions {
   std::string gateway_tcp;
   // Who is online (GET /api/v1/users/online); null: nobody is reported online.
   const core::Presence* presence = nullptr;
+  // The web client served at / (GET and HEAD outside /api); null or empty: 404.
+  const StaticFiles* static_files = nullptr;
 };
 
 class HttpApi {

@@ -1,0 +1,57 @@
+// The embedding generator (here run on testdata/) and StaticFiles, which serves the result.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "api/static_files.h"
+#include "webassets/web_assets.h"
+
+namespace pigeon {
+namespace {
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+TEST(WebAssets, EmbedsEveryFileByteForByte) {
+  auto assets = webassets::embedded();
+  ASSERT_EQ(assets.size(), 2u);
+  EXPECT_EQ(assets[0].path, "/assets/app-1a2b.js");
+  EXPECT_EQ(assets[0].data, readFile(std::string(PIGEON_WEB_FIXTURE) + "/assets/app-1a2b.js"));
+  EXPECT_EQ(assets[1].path, "/index.html");
+  EXPECT_EQ(assets[1].data, readFile(std::string(PIGEON_WEB_FIXTURE) + "/index.html"));
+}
+
+TEST(StaticFiles, ServesIndexAssetsAndClientRoutes) {
+  std::vector<std::pair<std::string_view, std::string_view>> files;
+  for (const auto& a : webassets::embedded()) files.emplace_back(a.path, a.data);
+  const auto web = api::StaticFiles::fromMemory(files);
+  auto root = web.find("/");
+  ASSERT_TRUE(root);
+  EXPECT_EQ(root->content_type, "text/html; charset=utf-8");
+  EXPECT_FALSE(root->immutable);
+  auto js = web.find("/assets/app-1a2b.js");
+  ASSERT_TRUE(js);
+  EXPECT_EQ(js->content_type, "text/javascript; charset=utf-8");
+  EXPECT_TRUE(js->immutable);
+  auto route = web.find("/chat/bob");  // a client-side route: the app
+  ASSERT_TRUE(route);
+  EXPECT_EQ(route->body, root->body);
+  EXPECT_FALSE(web.find("/missing.png"));
+}
+
+TEST(StaticFiles, FromDirectoryNeedsAnIndex) {
+  auto ok = api::StaticFiles::fromDirectory(PIGEON_WEB_FIXTURE);
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->size(), 2u);
+  auto bad = api::StaticFiles::fromDirectory(std::string(PIGEON_WEB_FIXTURE) + "/assets");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, Errc::NotFound);
+}
+
+}  // namespace
+}  // namespace pigeon
