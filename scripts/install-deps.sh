@@ -10,6 +10,7 @@ packages=(
   libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
+  chromium fonts-noto-color-emoji
 )
 
 # Node.js runs the integration tests with real third-party STOMP clients. Use the one on the

@@ -98,7 +98,7 @@ TEST_F(ConfigTest, HelpListsEveryFlagAndExitsZero) {
                            "--password-cost", "--log-level", "--ready-file", "--max-frame-bytes",
                            "--heartbeat-ms", "--connect-timeout-ms", "--max-outbound-bytes",
                            "--max-unacked", "--frame-rate", "--frame-burst", "--write-timeout-ms",
-                           "--max-sessions", "PIGEON_HTTP_PORT"}) {
+                           "--max-sessions", "--web-root", "PIGEON_HTTP_PORT"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
 }
