@@ -1,8 +1,28 @@
 #include "protocol/websocket.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace pigeon::protocol {
+
+void WsParser::unmask(char* data, std::size_t n) {
+  // The mask as it lines up with data[0], then eight bytes at a time (8 is a multiple of the
+  // mask's 4, so the alignment holds for the tail too).
+  char m[4];
+  for (std::size_t j = 0; j < 4; ++j) m[j] = char(mask_[(mask_pos_ + j) & 3]);
+  std::uint32_t m32;
+  std::memcpy(&m32, m, 4);
+  const std::uint64_t m64 = (std::uint64_t(m32) << 32) | m32;
+  std::size_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    std::uint64_t v;
+    std::memcpy(&v, data + k, 8);
+    v ^= m64;
+    std::memcpy(data + k, &v, 8);
+  }
+  for (; k < n; ++k) data[k] ^= m[k & 3];
+  mask_pos_ = (mask_pos_ + n) & 3;
+}
 
 bool WsParser::failWith(std::uint16_t code, std::string message) {
   failed_ = true;
@@ -78,8 +98,7 @@ bool WsParser::feed(char* data, std::size_t size, WsHandler& handler) {
 
     const std::size_t take = std::size_t(std::min<std::uint64_t>(remaining_, size - i));
     char* chunk = data + i;
-    for (std::size_t k = 0; k < take; ++k) chunk[k] ^= char(mask_[(mask_pos_ + k) & 3]);
-    mask_pos_ = (mask_pos_ + take) & 3;
+    unmask(chunk, take);
     remaining_ -= take;
     i += take;
 

@@ -53,6 +53,7 @@ class WsParser {
 
  private:
   bool failWith(std::uint16_t code, std::string message);
+  void unmask(char* data, std::size_t n);
 
   std::uint64_t max_message_;
   // Frame header being assembled (at most 14 bytes).
