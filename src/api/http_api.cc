@@ -153,7 +153,7 @@ json::object groupJson(const core::GroupView& g, bool with_members) {
 }
 
 // Splits "/a/b/c" into {"a","b","c"}, percent-decoding each segment.
-Result<std::vector<std::string>> pathSegments(const boost::urls::url_view& url) {
+std::vector<std::string> pathSegments(const boost::urls::url_view& url) {
   std::vector<std::string> out;
   for (auto seg : url.segments()) out.emplace_back(seg);
   return out;
@@ -234,8 +234,7 @@ awaitable<Response> HttpApi::dispatch(Request& req, std::string& route) {
   auto parsed = boost::urls::parse_origin_form(req.target);
   if (!parsed) co_return errorResponse(Error{Errc::BadRequest, "malformed request target"});
   const boost::urls::url_view url = *parsed;
-  auto segments_result = pathSegments(url);
-  const std::vector<std::string>& seg = *segments_result;
+  const std::vector<std::string> seg = pathSegments(url);
   Query query;
   for (auto p : url.params()) query.params.emplace_back(p.key, p.has_value ? p.value : "");
   const std::string& method = req.method;

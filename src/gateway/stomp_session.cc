@@ -13,6 +13,7 @@
 
 #include "core/conversation.h"
 #include "core/validation.h"
+#include "gateway/websocket_handshake.h"
 
 namespace pigeon::gateway {
 namespace asio = boost::asio;
@@ -45,17 +46,6 @@ bool parseHeartbeat(std::string_view s, std::uint32_t& cx, std::uint32_t& cy) {
   cx = std::uint32_t(a);
   cy = std::uint32_t(b);
   return true;
-}
-
-bool hasVersion12(std::string_view list) {
-  std::size_t start = 0;
-  while (start <= list.size()) {
-    std::size_t end = list.find(',', start);
-    if (end == std::string_view::npos) end = list.size();
-    if (list.substr(start, end - start) == "1.2") return true;
-    start = end + 1;
-  }
-  return false;
 }
 
 }  // namespace
@@ -448,7 +438,7 @@ void StompSession::handleFrame(StompFrame& frame) {
 
 void StompSession::onConnect(StompFrame& frame) {
   const std::string* versions = frame.header("accept-version");
-  if (!versions || !hasVersion12(*versions)) {
+  if (!versions || !headerListHas(*versions, "1.2")) {
     OutFrame f;
     protocol::appendFrame(f.own, "ERROR",
                           {{"version", "1.2"}, {"message", "unsupported protocol version"},

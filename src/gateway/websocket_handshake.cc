@@ -17,9 +17,11 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-// Whether a comma-separated header value holds `token` (case-insensitive).
-bool hasToken(std::string_view list, std::string_view token) {
+}  // namespace
+
+bool headerListHas(std::string_view list, std::string_view token) {
   const std::string l = lower(list);
+  const std::string want = lower(token);
   std::size_t start = 0;
   while (start <= l.size()) {
     std::size_t end = l.find(',', start);
@@ -27,13 +29,11 @@ bool hasToken(std::string_view list, std::string_view token) {
     std::string_view item = std::string_view(l).substr(start, end - start);
     while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
     while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-    if (item == token) return true;
+    if (item == want) return true;
     start = end + 1;
   }
   return false;
 }
-
-}  // namespace
 
 std::string webSocketAccept(std::string_view key) {
   std::string input(key);
@@ -48,7 +48,7 @@ std::string webSocketAccept(std::string_view key) {
 
 Result<std::string> webSocketHandshakeResponse(const HandshakeInput& in) {
   if (lower(in.upgrade) != "websocket") return fail(Errc::BadRequest, "expected 'Upgrade: websocket'");
-  if (!hasToken(in.connection, "upgrade")) {
+  if (!headerListHas(in.connection, "upgrade")) {
     return fail(Errc::BadRequest, "expected 'Connection: Upgrade'");
   }
   if (in.ws_version != "13") return fail(Errc::BadRequest, "Sec-WebSocket-Version must be 13");
@@ -68,7 +68,7 @@ Result<std::string> webSocketHandshakeResponse(const HandshakeInput& in) {
       "Sec-WebSocket-Accept: " +
       webSocketAccept(in.ws_key) + "\r\n";
   for (std::string_view proto : {"v12.stomp", "v11.stomp", "v10.stomp"}) {
-    if (hasToken(in.ws_protocol, proto)) {
+    if (headerListHas(in.ws_protocol, proto)) {
       response += "Sec-WebSocket-Protocol: " + std::string(proto) + "\r\n";
       break;
     }

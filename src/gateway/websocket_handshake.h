@@ -8,6 +8,10 @@
 
 namespace pigeon::gateway {
 
+// Whether a comma-separated header value (Connection, Sec-WebSocket-Protocol, STOMP's
+// accept-version) holds `token`, ignoring case and spaces around items.
+bool headerListHas(std::string_view list, std::string_view token);
+
 // base64(SHA-1(key + the RFC's GUID)), the Sec-WebSocket-Accept value.
 std::string webSocketAccept(std::string_view key);
 

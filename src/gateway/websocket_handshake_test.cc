@@ -21,6 +21,15 @@ TEST(WebSocketHandshake, AnswersStompSubprotocol) {
   EXPECT_EQ(none->find("Sec-WebSocket-Protocol"), std::string::npos);
 }
 
+TEST(WebSocketHandshake, HeaderListsIgnoreCaseAndSpaces) {
+  EXPECT_TRUE(headerListHas("keep-alive, Upgrade", "upgrade"));
+  EXPECT_TRUE(headerListHas("1.0,1.1,1.2", "1.2"));
+  EXPECT_TRUE(headerListHas(" 1.2 ", "1.2"));
+  EXPECT_FALSE(headerListHas("1.0,1.1", "1.2"));
+  EXPECT_FALSE(headerListHas("1.20", "1.2"));
+  EXPECT_FALSE(headerListHas("", "1.2"));
+}
+
 TEST(WebSocketHandshake, RefusesInvalidUpgrades) {
   EXPECT_FALSE(webSocketHandshakeResponse({"", "Upgrade", "dGhlIHNhbXBsZSBub25jZQ==", "13", ""}));
   EXPECT_FALSE(webSocketHandshakeResponse({"websocket", "close", "dGhlIHNhbXBsZSBub25jZQ==", "13", ""}));
