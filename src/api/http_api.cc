@@ -1,5 +1,6 @@
 #include "api/http_api.h"
 
+#include <algorithm>
 #include <boost/asio/this_coro.hpp>
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
@@ -276,14 +277,18 @@ awaitable<Response> HttpApi::dispatch(Request& req, std::string& route) {
       if (auto file = options_.static_files->find(url.path())) {
         Response r;
         r.content_type = std::string(file->content_type);
-        if (method == "GET") r.body = std::string(file->body);
+        if (method == "GET") {
+          r.body = std::string(file->body);
+        } else {
+          r.head_length = file->body.size();
+        }
         r.headers.emplace_back("Cache-Control", file->immutable ? "public, max-age=31536000, immutable"
                                                                 : "no-cache");
         r.headers.emplace_back("X-Content-Type-Options", "nosniff");
         if (r.content_type.starts_with("text/html")) {
           // The client renders messages as text; this forbids anything but its own scripts.
           r.headers.emplace_back("Content-Security-Policy",
-                                 "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+                                 "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
                                  "style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; "
                                  "frame-ancestors 'none'");
         }
@@ -296,6 +301,11 @@ awaitable<Response> HttpApi::dispatch(Request& req, std::string& route) {
     co_return errorResponse(Error{Errc::NotFound, "no such endpoint: " + std::string(url.path())});
   }
   const std::string& resource = seg[2];
+  static constexpr std::string_view kResources[] = {"users", "sessions", "messages", "sync",
+                                                    "ack", "conversations", "groups"};
+  if (std::find(std::begin(kResources), std::end(kResources), resource) == std::end(kResources)) {
+    co_return errorResponse(Error{Errc::NotFound, "no such endpoint: " + std::string(url.path())});
+  }
 
   if (resource == "users" && seg.size() == 3 && method == "POST") {
     route = "register";

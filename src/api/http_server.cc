@@ -54,7 +54,11 @@ http::response<http::string_body> toBeast(const Response& r, unsigned version, b
   for (const auto& [name, value] : r.headers) res.set(name, value);
   res.keep_alive(keep_alive);
   res.body() = r.body;
-  res.prepare_payload();
+  if (r.head_length) {
+    res.content_length(*r.head_length);  // HEAD: the length a GET would have
+  } else {
+    res.prepare_payload();
+  }
   return res;
 }
 

@@ -2,6 +2,7 @@
 // Beast stays inside http_server.cc (it is slow to compile).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,6 +22,8 @@ struct Response {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // For HEAD: the length the body would have (the body itself is empty).
+  std::optional<std::size_t> head_length;
 };
 
 }  // namespace pigeon::api

@@ -26,13 +26,20 @@ Result<StaticFiles> StaticFiles::fromDirectory(const std::string& dir) {
   namespace fs = std::filesystem;
   StaticFiles out;
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+  const fs::path root = fs::path(dir).lexically_normal();
+  // Only regular files inside the root are served: symbolic links are skipped (they could
+  // point anywhere), and each file is keyed by its path under the root as written.
+  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
        it.increment(ec)) {
-    if (!it->is_regular_file()) continue;
+    const auto status = it->symlink_status(ec);
+    if (ec) break;
+    if (fs::is_symlink(status) || !fs::is_regular_file(status)) continue;
     std::ifstream in(it->path(), std::ios::binary);
     std::stringstream data;
-    data << in.rdbuf();
-    const std::string path = "/" + fs::relative(it->path(), dir).generic_string();
+    if (!(data << in.rdbuf()) && fs::file_size(it->path(), ec) != 0) {
+      return fail(Errc::Unavailable, "cannot read " + it->path().string());
+    }
+    const std::string path = "/" + it->path().lexically_relative(root).generic_string();
     out.owned_[path] = data.str();
   }
   if (ec) return fail(Errc::NotFound, "cannot read web root '" + dir + "': " + ec.message());
@@ -51,6 +58,9 @@ StaticFiles StaticFiles::fromMemory(std::span<const std::pair<std::string_view, 
 
 std::optional<StaticFile> StaticFiles::find(std::string_view path) const {
   if (files_.empty()) return std::nullopt;
+  if (path.find("..") != std::string_view::npos || path.find('\0') != std::string_view::npos) {
+    return std::nullopt;  // never a file we serve, whatever the decoding
+  }
   if (path.empty() || path == "/") path = "/index.html";
   auto it = files_.find(std::string(path));
   if (it == files_.end()) {

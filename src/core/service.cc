@@ -365,14 +365,16 @@ void Service::send(const Principal& who, SendRequest request, SendCallback done)
                                    done = std::move(done)](Result<store::Appended> appended) {
     if (!appended) return done(std::unexpected(appended.error()));
     const store::Message& msg = appended->message;
+    // The sender hears first (its RECEIPT is queued before the echo to its own devices), then
+    // the message fans out.
+    done(SendResult{msg.id, msg.conversation, msg.conv_seq, appended->sender_seq, msg.created_at_ms,
+                    appended->duplicate});
     if (appended->duplicate) {
       duplicates_.inc();
     } else {
       messages_stored_.inc();
       if (sink_) sink_->onStored(msg, from, appended->refs);
     }
-    done(SendResult{msg.id, msg.conversation, msg.conv_seq, appended->sender_seq, msg.created_at_ms,
-                    appended->duplicate});
   });
 }
 

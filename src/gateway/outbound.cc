@@ -20,6 +20,8 @@ std::shared_ptr<const OutboundMessage> OutboundMessage::make(store::Message mess
     t += '\n';
   };
   header("msg-id", std::to_string(m.id));
+  // Lets the sender's devices match the message to the one they are sending.
+  if (!m.client_msg_id.empty()) header("client-msg-id", m.client_msg_id);
   header("conversation", m.conversation);
   header("conv-seq", std::to_string(m.conv_seq));
   header("from", out->from);

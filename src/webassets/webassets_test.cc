@@ -1,6 +1,7 @@
 // The embedding generator (here run on testdata/) and StaticFiles, which serves the result.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -42,6 +43,24 @@ TEST(StaticFiles, ServesIndexAssetsAndClientRoutes) {
   ASSERT_TRUE(route);
   EXPECT_EQ(route->body, root->body);
   EXPECT_FALSE(web.find("/missing.png"));
+}
+
+TEST(StaticFiles, DirectorySkipsSymlinksAndRefusesDotDot) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::temp_directory_path() / "pigeon-static-test";
+  fs::remove_all(root);
+  fs::create_directories(root);
+  std::ofstream(root / "index.html") << "<html>";
+  std::ofstream(fs::temp_directory_path() / "pigeon-static-secret.txt") << "secret";
+  fs::create_symlink(fs::temp_directory_path() / "pigeon-static-secret.txt", root / "leak.txt");
+  auto web = api::StaticFiles::fromDirectory(root.string());
+  ASSERT_TRUE(web) << web.error().message;
+  EXPECT_EQ(web->size(), 1u);  // only index.html
+  EXPECT_FALSE(web->find("/leak.txt"));
+  EXPECT_FALSE(web->find("/../pigeon-static-secret.txt"));
+  EXPECT_FALSE(web->find("/a/../index.html"));
+  fs::remove_all(root);
+  fs::remove(fs::temp_directory_path() / "pigeon-static-secret.txt");
 }
 
 TEST(StaticFiles, FromDirectoryNeedsAnIndex) {

@@ -403,6 +403,29 @@ TEST(HttpApiLimits, TooManyRequestsFromOneClientLeaveOthersServed) {
   EXPECT_EQ(users.json().at("users").as_array().size(), std::size_t(20 - limited));
 }
 
+TEST(HttpApiStatic, ServesTheWebRootWithHeadersAndNothingOutsideIt) {
+  TempDir dir;
+  PigeondProcess server(dir.path() + "/data", {"--web-root", PIGEON_WEB_FIXTURE});
+  server.start();
+  HttpClient c(server.httpPort());
+  auto index = c.get("/");
+  ASSERT_EQ(index.status, 200);
+  EXPECT_EQ(index.headers["content-type"], "text/html; charset=utf-8");
+  EXPECT_NE(index.headers["content-security-policy"].find("default-src 'self'"), std::string::npos);
+  EXPECT_EQ(index.headers["cache-control"], "no-cache");
+  EXPECT_EQ(c.get("/chat/bob").body, index.body);  // a client-side route
+  auto js = c.get("/assets/app-1a2b.js");
+  ASSERT_EQ(js.status, 200);
+  EXPECT_NE(js.headers["cache-control"].find("immutable"), std::string::npos);
+  auto head = c.request("HEAD", "/", "");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.headers["content-length"], std::to_string(index.body.size()));
+  for (const char* bad : {"/../etc/passwd", "/%2e%2e/etc/passwd", "/..%2Fetc%2Fpasswd", "/missing.png"}) {
+    EXPECT_EQ(c.get(bad).status, 404) << bad;
+  }
+  EXPECT_EQ(c.get("/api/v1/nothing").errorCode(), "not_found");
+}
+
 TEST(HttpApiLimits, ShutsDownCleanlyOnSigterm) {
   TempDir dir;
   PigeondProcess server(dir.path() + "/data");
