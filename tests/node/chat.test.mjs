@@ -50,6 +50,7 @@ test('two users chat with receipts sent only once the message is stored', async 
   assert.equal(m.headers.conversation, receipt.headers.conversation);
   assert.equal(m.headers['content-type'], 'text/plain');
   assert.equal(m.headers.subscription, 'sub-0');
+  assert.equal(m.headers['client-msg-id'], 'c1');
   assert.ok(m.headers['message-id']);
   assert.ok(Number(m.headers['sent-at']) > 0);
 
@@ -197,6 +198,24 @@ test('every device of a user gets every message, the sender\'s other devices inc
   await waitFor(() => onWeb.length === 1 && onBob.length === 1, 10000, 'both deliveries');
   assert.equal(onWeb[0].body, 'sent from my phone');
   await Promise.all([phone, web, b].map(disconnect));
+});
+
+test('on the sending connection the RECEIPT comes before the echo of the message', async () => {
+  const alice = await server.user(unique('alice'));
+  const bob = await server.user(unique('bob'));
+  const c = await rawConnected(server, alice);
+  c.send(c.frame('SUBSCRIBE', { id: 'mine', destination: '/user/queue/messages', receipt: 'sub' }));
+  await waitFor(() => c.frames.some((f) => f.command === 'RECEIPT' && f.headers['receipt-id'] === 'sub'), 10000, 'the subscription');
+  for (let i = 0; i < 5; i++) {
+    c.send(c.frame('SEND', { destination: `/app/p2p/${bob.name}`, 'client-msg-id': `e${i}`, receipt: `r${i}` }, `echo ${i}`));
+  }
+  await waitFor(() => c.frames.filter((f) => f.command === 'MESSAGE').length === 5, 10000, 'five echoes');
+  for (let i = 0; i < 5; i++) {
+    const receiptAt = c.frames.findIndex((f) => f.command === 'RECEIPT' && f.headers['receipt-id'] === `r${i}`);
+    const echoAt = c.frames.findIndex((f) => f.command === 'MESSAGE' && f.headers['client-msg-id'] === `e${i}`);
+    assert.ok(receiptAt >= 0 && echoAt > receiptAt, `send ${i}: receipt at ${receiptAt}, echo at ${echoAt}`);
+  }
+  c.ws.close();
 });
 
 test('a second connection for the same device kicks the first', async () => {
