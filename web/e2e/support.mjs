@@ -107,11 +107,28 @@ export async function launchBrowser() {
   });
 }
 
-// A page that records script errors and dialogs (an alert() would mean injected script ran).
+// A page that records script errors and dialogs (an alert() would mean injected script ran),
+// the WebSockets it opens (page.sockets), and — in the page, after every DOM change — any
+// message text shown twice at the same time in the chat view, however briefly
+// (window.__pigeonDups; see pageProblems).
 export async function newPage(context, label) {
   const page = await context.newPage();
   page.label = label;
   page.problems = [];
+  page.sockets = 0;
+  page.on('websocket', () => { page.sockets++; });
+  await page.addInitScript(() => {
+    window.__pigeonDups = [];
+    const check = () => {
+      const seen = new Set();
+      for (const el of document.querySelectorAll('.msg-list .text')) {
+        const t = el.textContent;
+        if (!seen.has(t)) seen.add(t);
+        else if (!window.__pigeonDups.includes(t)) window.__pigeonDups.push(t);
+      }
+    };
+    new MutationObserver(check).observe(document, { childList: true, subtree: true, characterData: true });
+  });
   page.on('pageerror', (e) => page.problems.push(`${label}: page error: ${e.message}`));
   page.on('dialog', async (d) => {
     page.problems.push(`${label}: unexpected dialog: ${d.message()}`);
@@ -119,6 +136,14 @@ export async function newPage(context, label) {
   });
   page.setDefaultTimeout(15000);
   return page;
+}
+
+// Everything that went wrong on a page so far: script errors, dialogs, and texts that were on
+// screen twice at once. Call it before the page is closed or reloaded (a reload resets the
+// in-page record).
+export async function pageProblems(page) {
+  const dups = page.isClosed() ? [] : await page.evaluate(() => window.__pigeonDups ?? []);
+  return [...page.problems, ...dups.map((t) => `${page.label}: shown twice at once: ${JSON.stringify(t.slice(0, 80))}`)];
 }
 
 export async function screenshot(page, name) {

@@ -66,12 +66,12 @@ export class Api {
   online() { return this.call<{ users: UserRef[] }>('GET', '/users/online'); }
   sync(after: number, limit = 500) {
     return this.call<{ messages: WireMessage[]; last_seq: number; has_more: boolean }>(
-      'GET', `/sync?after=${after}&limit=${limit}`);
+      'GET', `/sync?after=${encodeURIComponent(String(after))}&limit=${encodeURIComponent(String(limit))}`);
   }
   history(conversation: string, before: number | null, limit = 50) {
-    const b = before === null ? '' : `&before=${before}`;
+    const b = before === null ? '' : `&before=${encodeURIComponent(String(before))}`;
     return this.call<{ messages: WireMessage[]; has_more: boolean }>(
-      'GET', `/conversations/${conversation}/messages?limit=${limit}${b}`);
+      'GET', `/conversations/${encodeURIComponent(conversation)}/messages?limit=${limit}${b}`);
   }
   groups() { return this.call<{ groups: Group[] }>('GET', '/groups'); }
   group(id: string) { return this.call<Group>('GET', `/groups/${encodeURIComponent(id)}`); }

@@ -5,7 +5,12 @@
 // stale socket's late callbacks can be recognised and ignored. The inbox subscription uses
 // ack:client and `since:<highest seq processed>`: after a reconnect the server sends exactly
 // the messages after that seq (no gap), and anything at or below it is dropped here (no
-// duplicate). Messages are acknowledged cumulatively after they were handed to the UI.
+// duplicate). Messages are acknowledged cumulatively after they were handed to the UI; if the
+// UI throws on one, neither lastSeq nor the ACK moves past it and the connection is dropped
+// and retried (with backoff) so that message comes again.
+//
+// The retry backoff is reset only once a connection has stayed up for STABLE_MS, so an error
+// that comes right after CONNECTED (and closes the socket) cannot make a tight reconnect loop.
 import { Client, type IFrame, type IMessage } from '@stomp/stompjs';
 
 export type ConnState = 'connecting' | 'online' | 'reconnecting' | 'offline' | 'kicked' | 'closed';
@@ -13,6 +18,7 @@ export type ConnState = 'connecting' | 'online' | 'reconnecting' | 'offline' | '
 export interface InboxMessage {
   seq: number; msgId: string; conversation: string; convSeq: number; from: string;
   sentAt: number; body: string; contentType: string;
+  clientMsgId?: string;                  // set when the sender's SEND had one
 }
 export interface Receipt {
   receiptId: string; msgId: string; seq: number; conversation: string; convSeq: number;
@@ -26,12 +32,18 @@ export interface ConnHandlers {
   message(m: InboxMessage): void;        // every inbox message, exactly once, in seq order
   receipt(r: Receipt): void;
   presence(p: Presence): void;
-  sendRejected(receiptId: string, reason: string): void;
+  // An ERROR answering one of our SENDs: `message` is the ERROR's message header (what went
+  // wrong, e.g. "forbidden"), `detail` its body.
+  sendRejected(receiptId: string, message: string, detail: string): void;
   authFailed(): void;
   kicked(): void;
 }
 
 const HEARTBEAT_MS = 10000;
+// A connection counts as healthy (and the backoff starts again at 0.5 s) after this long.
+const STABLE_MS = 10000;
+// ERRORs about the server's state rather than the frame: the SEND is retried, not failed.
+const TRANSIENT_ERRORS = new Set(['rate limit exceeded', 'server unavailable', 'too many receipts pending']);
 
 export class Connection {
   private client: Client | null = null;
@@ -39,6 +51,7 @@ export class Connection {
   private failures = 0;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private ackTimer: ReturnType<typeof setTimeout> | null = null;
+  private stableTimer: ReturnType<typeof setTimeout> | null = null;
   private ackPending: { gen: number; msg: IMessage } | null = null;
   private stopped = false;
   private everConnected = false;
@@ -67,6 +80,7 @@ export class Connection {
     window.removeEventListener('offline', this.onOffline);
     window.removeEventListener('online', this.onOnline);
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.clearStable();
     this.flushAck();
     const c = this.client;
     this.client = null;
@@ -122,8 +136,14 @@ export class Connection {
     this.connect();
   };
 
+  private clearStable() {
+    if (this.stableTimer) clearTimeout(this.stableTimer);
+    this.stableTimer = null;
+  }
+
   // Abandons the current socket at once (a dead network may never finish a close handshake).
   private drop() {
+    this.clearStable();
     this.flushAck();
     const c = this.client;
     this.client = null;
@@ -144,16 +164,25 @@ export class Connection {
       heartbeatOutgoing: HEARTBEAT_MS,
       reconnectDelay: 0,
       connectionTimeout: 8000,
+      // Heart-beats lost: close the socket at once instead of waiting for a close handshake a
+      // black-holed network never completes (onWebSocketClose then schedules the retry).
+      discardWebsocketOnCommFailure: true,
       debug: () => {},
     });
     this.client = client;
 
     client.onConnect = () => {
       if (gen !== this.gen) return;
-      this.failures = 0;
       this.everConnected = true;
-      client.subscribe('/user/queue/messages', (m) => this.onMessage(gen, m),
-        { id: 'inbox', ack: 'client', since: String(this.lastSeq) });
+      this.clearStable();
+      this.stableTimer = setTimeout(() => {
+        this.stableTimer = null;
+        if (gen === this.gen) this.failures = 0;
+      }, STABLE_MS);
+      // `since` only when we know where we are; otherwise the device's cursor decides.
+      const inboxHeaders: Record<string, string> = { id: 'inbox', ack: 'client' };
+      if (this.lastSeq > 0) inboxHeaders.since = String(this.lastSeq);
+      client.subscribe('/user/queue/messages', (m) => this.onMessage(gen, m), inboxHeaders);
       client.subscribe('/topic/presence', (m) => {
         if (gen !== this.gen) return;
         try { this.h.presence(JSON.parse(m.body) as Presence); } catch { /* ignore */ }
@@ -169,6 +198,11 @@ export class Connection {
         receiptId: hd['receipt-id'], msgId: hd['msg-id'], seq: Number(hd.seq),
         conversation: hd.conversation, convSeq: Number(hd['conv-seq']), duplicate: hd.duplicate === 'true',
       });
+    };
+    client.onHeartbeatLost = () => {
+      if (gen !== this.gen || this.stopped) return;
+      this.drop();
+      this.scheduleRetry();
     };
     client.onStompError = (frame: IFrame) => {
       if (gen !== this.gen) return;
@@ -188,12 +222,18 @@ export class Connection {
         this.h.authFailed();
         return;
       }
+      if (message === 'invalid since') {
+        // Our lastSeq is past the end of the server's inbox (its data is not what we saw):
+        // forget it and let the next subscription start from the device's cursor.
+        this.lastSeq = 0;
+      }
       const rid = frame.headers['receipt-id'];
-      if (rid) this.h.sendRejected(rid, frame.body || message);
+      if (rid && !TRANSIENT_ERRORS.has(message)) this.h.sendRejected(rid, message, frame.body ?? '');
       // The server closes the connection after an ERROR; onWebSocketClose reconnects.
     };
     client.onWebSocketClose = () => {
       if (gen !== this.gen) return;
+      this.clearStable();
       this.client = null;
       this.gen++;
       if (this.stopped) return;
@@ -218,11 +258,21 @@ export class Connection {
     const hd = m.headers;
     const seq = Number(hd.seq);
     if (Number.isFinite(seq) && seq > this.lastSeq) {
-      this.h.message({
-        seq, msgId: hd['msg-id'], conversation: hd.conversation, convSeq: Number(hd['conv-seq']),
-        from: hd.from, sentAt: Number(hd['sent-at']), body: m.body,
-        contentType: hd['content-type'] ?? 'text/plain',
-      });
+      try {
+        this.h.message({
+          seq, msgId: hd['msg-id'], conversation: hd.conversation, convSeq: Number(hd['conv-seq']),
+          from: hd.from, sentAt: Number(hd['sent-at']), body: m.body,
+          contentType: hd['content-type'] ?? 'text/plain',
+          clientMsgId: hd['client-msg-id'] || undefined,
+        });
+      } catch (e) {
+        // Not handled: do not move lastSeq or the ACK past it. Everything after it on this
+        // connection is dropped too (order matters), and the reconnect brings it back.
+        console.error('pigeon: handling message seq', seq, 'failed', e);
+        this.drop();
+        if (!this.stopped) this.scheduleRetry();
+        return;
+      }
       this.lastSeq = seq;
     }
     // Cumulative ACK of the highest seq handled, batched.

@@ -52,6 +52,9 @@ interface AppState {
   results: UserRef[] | null;
   timers: ReturnType<typeof setInterval>[];
   closed: boolean;
+  groupLookups: Map<string, Promise<void>>;   // group id -> its GET in flight
+  peerLookup: Promise<void> | null;           // the user list fetch in flight
+  peersTried: Set<string>;                    // user ids that lookup did not name
 }
 
 let S: AppState | null = null;
@@ -197,11 +200,14 @@ async function enterApp(me: SessionInfo): Promise<void> {
   const names = new Map<string, string>(Object.entries(nameCache.get()));
   names.set(me.user_id, me.username);
   readStore = new Stored(localStorage, `pigeon.read.${me.user_id}`, {});
-  outboxStore = new Stored(sessionStorage, `pigeon.outbox.${me.user_id}.${me.device}`, []);
+  // Per tab and per user (not per device): an outbox kept across a forced sign-out (expired or
+  // revoked token) is sent once this user signs in again in this tab, whatever the device name.
+  outboxStore = new Stored(sessionStorage, `pigeon.outbox.${me.user_id}`, []);
   S = {
     me, convs: new Map(), groups: new Map(), names, online: new Set(), outbox: [], openId: null,
     conn: null, connState: 'connecting', readMarks: readStore.get(), membersOpen: false, query: '',
-    results: null, timers: [], closed: false,
+    results: null, timers: [], closed: false, groupLookups: new Map(), peerLookup: null,
+    peersTried: new Set(),
   };
   const state = S;
   buildShell();
@@ -315,15 +321,25 @@ function learnPeer(state: AppState, c: Conv, from: string): void {
   if (c.kind === 'p' && c.peerId && c.peerId !== state.me.user_id) learnName(state, c.peerId, from);
 }
 
-// 1:1 conversations where only we ever wrote do not tell the peer's name: look it up.
-async function resolvePeerNames(state: AppState): Promise<void> {
-  const unknown = [...state.convs.values()].some((c) => c.kind === 'p' && c.peerId && !state.names.has(c.peerId));
-  if (!unknown) return;
-  try {
-    const { users } = await api.findUsers('', 500);
-    for (const u of users) learnName(state, u.user_id, u.username);
-    schedule();
-  } catch { /* names stay as ids */ }
+// 1:1 conversations where only we ever wrote do not tell the peer's name: look it up. One
+// lookup at a time, and a peer it did not name is not looked up again (a burst of messages
+// must not make a burst of requests) unless `retryPeer` asks for it.
+function resolvePeerNames(state: AppState, retryPeer?: string): Promise<void> {
+  if (retryPeer) state.peersTried.delete(retryPeer);
+  if (state.peerLookup) return state.peerLookup;
+  const unknown = [...state.convs.values()]
+    .filter((c) => c.kind === 'p' && c.peerId && !state.names.has(c.peerId) && !state.peersTried.has(c.peerId))
+    .map((c) => c.peerId!);
+  if (!unknown.length) return Promise.resolve();
+  state.peerLookup = (async () => {
+    try {
+      const { users } = await api.findUsers('', 500);
+      for (const u of users) learnName(state, u.user_id, u.username);
+      for (const id of unknown) if (!state.names.has(id)) state.peersTried.add(id);
+      schedule();
+    } catch { /* names stay as ids; the next message tries again */ }
+  })().finally(() => { state.peerLookup = null; });
+  return state.peerLookup;
 }
 
 async function refreshOnline(state: AppState): Promise<void> {
@@ -335,7 +351,19 @@ async function refreshOnline(state: AppState): Promise<void> {
   } catch { /* next time */ }
 }
 
-async function refreshGroup(state: AppState, groupId: string): Promise<void> {
+// One GET per group at a time: a burst of group messages shares the lookup in flight.
+// `fresh` (after we changed the group) starts a new one once that one is done.
+function refreshGroup(state: AppState, groupId: string, fresh = false): Promise<void> {
+  const inflight = state.groupLookups.get(groupId);
+  if (inflight && !fresh) return inflight;
+  const p: Promise<void> = (inflight ?? Promise.resolve())
+    .then(() => fetchGroup(state, groupId))
+    .finally(() => { if (state.groupLookups.get(groupId) === p) state.groupLookups.delete(groupId); });
+  state.groupLookups.set(groupId, p);
+  return p;
+}
+
+async function fetchGroup(state: AppState, groupId: string): Promise<void> {
   try {
     const g = await api.group(groupId === LOBBY_ID ? 'lobby' : groupId);
     state.groups.set(g.group_id, g);
@@ -381,17 +409,11 @@ function handlersFor(state: AppState) {
       else state.online.delete(p.username);
       schedule();
     },
-    sendRejected(receiptId: string, reason: string) {
+    sendRejected(receiptId: string, message: string, detail: string) {
       if (!live()) return;
       const cmid = receiptId.replace(/^r-/, '');
-      const idx = state.outbox.findIndex((m) => m.clientMsgId === cmid);
-      if (idx < 0) return;
-      const m = state.outbox[idx];
-      state.outbox.splice(idx, 1);
-      saveOutbox(state);
-      m.status = 'failed';
-      m.error = reason === 'forbidden' ? 'you are not a member of this group' : reason;
-      schedule();
+      const m = state.outbox.find((x) => x.clientMsgId === cmid);
+      if (m) failSend(state, m, rejectionText(message, detail));
     },
     authFailed() {
       if (live()) void signOut('Your session has ended. Please sign in again.', false);
@@ -406,6 +428,29 @@ function handlersFor(state: AppState) {
   };
 }
 
+// What an ERROR answering a SEND means, for the person who wrote the message.
+function rejectionText(message: string, detail: string): string {
+  switch (message) {
+    case 'forbidden': return 'you are not a member of this group';
+    case 'no such recipient': return 'that user or group does not exist';
+    case 'body too large': return 'the message is too large';
+    case 'frame too large': return 'the message is too large';
+    default: return detail || message || 'the server refused it';
+  }
+}
+
+// Takes a message out of the outbox and shows it as not sent, with Retry and Discard.
+function failSend(state: AppState, m: Msg, reason: string): void {
+  const idx = state.outbox.indexOf(m);
+  if (idx >= 0) {
+    state.outbox.splice(idx, 1);
+    saveOutbox(state);
+  }
+  m.status = 'failed';
+  m.error = reason;
+  schedule();
+}
+
 function destFor(state: AppState, c: Conv): string | null {
   if (c.kind === 'g') return `/app/group/${c.groupId === LOBBY_ID ? 'lobby' : c.groupId}`;
   const peer = c.peerId ? state.names.get(c.peerId) : undefined;
@@ -413,15 +458,26 @@ function destFor(state: AppState, c: Conv): string | null {
 }
 
 function flushOutbox(state: AppState): void {
-  for (const m of state.outbox) publish(state, m);
+  for (const m of [...state.outbox]) publish(state, m);
 }
 
-function publish(state: AppState, m: Msg): void {
-  if (!state.conn?.connected) return;
+// Sends an outbox message if connected (otherwise the next connect flushes the outbox). A 1:1
+// message whose recipient's name is unknown waits for one lookup, then fails visibly.
+function publish(state: AppState, m: Msg, lookedUp = false): void {
+  if (!state.conn?.connected || !state.outbox.includes(m)) return;
   const c = ensureConv(state, m.conv);
   const dest = destFor(state, c);
-  if (!dest) return;
-  state.conn.publish(dest, m.body, m.clientMsgId!, `r-${m.clientMsgId}`);
+  if (dest) {
+    state.conn.publish(dest, m.body, m.clientMsgId!, `r-${m.clientMsgId}`);
+    return;
+  }
+  if (lookedUp || c.kind !== 'p' || !c.peerId) {
+    failSend(state, m, 'the recipient could not be found');
+    return;
+  }
+  void resolvePeerNames(state, c.peerId).then(() => {
+    if (S === state && !state.closed) publish(state, m, true);
+  });
 }
 
 function bumpLast(c: Conv, m: Msg): void {
@@ -443,7 +499,7 @@ function ingest(state: AppState, m: InboxMessage): void {
   const c = ensureConv(state, m.conversation);
   const mine = m.from === state.me.username;
   if (!mine) learnPeer(state, c, m.from);
-  let msg = c.byMsgId.get(m.msgId) ?? c.msgs.get(m.convSeq);
+  let msg = c.byMsgId.get(m.msgId) ?? (mine ? claimPending(state, c, m.clientMsgId, m.msgId, m.convSeq) : undefined);
   if (msg) {
     if (mine) msg.status = 'delivered';
   } else {
@@ -464,25 +520,54 @@ function ingest(state: AppState, m: InboxMessage): void {
   schedule();
 }
 
+// An own message still pending in `c` (sending, or failed) with this client-msg-id becomes the
+// stored message `msgId`/`convSeq`: the same object (and bubble) moves from c.pending to
+// c.msgs, so it is never shown twice. Returns undefined if there is no such pending message.
+function claimPending(state: AppState, c: Conv, cmid: string | undefined, msgId: string, convSeq: number): Msg | undefined {
+  if (!cmid) return undefined;
+  const m = c.pending.find((p) => p.clientMsgId === cmid);
+  if (!m) return undefined;
+  settle(state, c, m, msgId, convSeq);
+  return m;
+}
+
+function settle(state: AppState, c: Conv, m: Msg, msgId: string, convSeq: number): void {
+  c.pending = c.pending.filter((p) => p !== m);
+  const idx = state.outbox.indexOf(m);
+  if (idx >= 0) {
+    state.outbox.splice(idx, 1);
+    saveOutbox(state);
+  }
+  m.msgId = msgId;
+  m.convSeq = convSeq;
+  m.error = undefined;
+  c.msgs.set(convSeq, m);
+  c.byMsgId.set(msgId, m);
+}
+
+// The RECEIPT of one of our SENDs: the message is durable. It comes before the message's echo
+// on our own inbox subscription (which then marks it delivered).
 function onReceipt(state: AppState, r: Receipt): void {
   const cmid = r.receiptId.replace(/^r-/, '');
-  const idx = state.outbox.findIndex((m) => m.clientMsgId === cmid);
-  if (idx < 0) return;
-  const m = state.outbox[idx];
-  state.outbox.splice(idx, 1);
-  saveOutbox(state);
+  const m = state.outbox.find((x) => x.clientMsgId === cmid);
+  if (!m) return;                       // already matched (by its echo) or discarded
+  if (r.conversation !== m.conv) {
+    console.error('pigeon: receipt for', cmid, 'names conversation', r.conversation, 'not', m.conv);
+    failSend(state, m, 'the server answered for another conversation');
+    return;
+  }
   const c = ensureConv(state, m.conv);
-  c.pending = c.pending.filter((p) => p !== m);
-  const echo = c.byMsgId.get(r.msgId) ?? c.msgs.get(r.convSeq);
-  if (echo) {
-    if (c.last === m) c.last = echo;
+  const known = c.byMsgId.get(r.msgId);
+  if (known && known !== m) {
+    // Already shown under its msg id (e.g. from history): drop the pending copy.
+    c.pending = c.pending.filter((p) => p !== m);
+    state.outbox.splice(state.outbox.indexOf(m), 1);
+    saveOutbox(state);
+    if (c.last === m) c.last = known;
   } else {
-    m.msgId = r.msgId;
-    m.convSeq = r.convSeq;
-    // Our own queue already passed this seq: the server delivered it before the receipt came.
+    settle(state, c, m, r.msgId, r.convSeq);
+    // Our own queue already passed this seq (a repeated send): it was delivered before.
     m.status = state.conn && r.seq <= state.conn.lastSeq ? 'delivered' : 'stored';
-    c.msgs.set(r.convSeq, m);
-    c.byMsgId.set(r.msgId, m);
     bumpLast(c, m);
   }
   schedule();
@@ -595,19 +680,29 @@ async function loadOlder(state: AppState, c: Conv): Promise<void> {
   }
 }
 
-async function signOut(notice?: string, callServer = true): Promise<void> {
+// `manual`: the Log out (or Sign out) button — revokes the token and discards the outbox, after
+// asking if it holds unsent messages. Otherwise the server ended the session (expired or
+// revoked token): the outbox stays in this tab's storage, keyed by the user, and is sent once
+// they sign in again.
+async function signOut(notice?: string, manual = true): Promise<void> {
   const state = S;
   if (!state || state.closed) return;
+  if (manual && state.outbox.length > 0) {
+    const n = state.outbox.length;
+    const ok = window.confirm(`${n === 1 ? '1 message has' : `${n} messages have`} not been sent yet. ` +
+      'Log out and discard ' + (n === 1 ? 'it?' : 'them?'));
+    if (!ok || S !== state || state.closed) return;
+  }
   state.closed = true;
   for (const t of state.timers) clearInterval(t);
   const conn = state.conn;
   S = null;
   sessionStore.remove();
-  outboxStore.remove();
+  if (manual) outboxStore.remove();
   const username = state.me.username;
   showLogin({ notice, username });
   if (conn) await conn.stop(true);
-  if (callServer) {
+  if (manual) {
     try { await api.logout(); } catch { /* the token expires anyway */ }
   }
   if (!S) api.token = null;
@@ -1021,7 +1116,7 @@ function renderMembers(state: AppState, c: Conv): void {
     owner && m.username !== state.me.username ? h('button', {
       type: 'button', class: 'link danger', 'aria-label': `Remove ${m.username}`,
       onclick: async () => {
-        try { await api.removeMember(c.groupId!, m.username); await refreshGroup(state, c.groupId!); }
+        try { await api.removeMember(c.groupId!, m.username); await refreshGroup(state, c.groupId!, true); }
         catch (e) { toast(errorText(e)); }
       },
     }, 'Remove') : null));
@@ -1057,7 +1152,7 @@ function memberAdder(state: AppState, groupId: string): HTMLElement {
       await api.addMember(groupId, usr.username);
       input.value = '';
       clear(results);
-      await refreshGroup(state, groupId);
+      await refreshGroup(state, groupId, true);
       toast(`${usr.username} was added.`, 'info');
     } catch (e) {
       toast(e instanceof ApiError && e.status === 409 ? `${usr.username} is already a member.` : errorText(e));
