@@ -109,14 +109,20 @@ test('offline messages arrive on the next subscribe, in order, with nothing miss
   await disconnect(b);
 });
 
-test('ack:client-individual and NACK hand back only what was not acknowledged', async () => {
+// Alice sends m1..m3 to a new bob, who subscribes with `ack` and receives them.
+async function threeMessagesFor(ack) {
   const alice = await server.user(unique('alice'));
   const bob = await server.user(unique('bob'));
   const a = await stomp(server, alice);
   for (let i = 1; i <= 3; i++) await sendWithReceipt(a, `/app/p2p/${bob.name}`, `m${i}`);
   const b = await stomp(server, bob);
-  const got = collect(b, { ack: 'client-individual' });
+  const got = collect(b, { ack });
   await waitFor(() => got.length === 3, 10000, 'three messages');
+  return { bob, a, b, got };
+}
+
+test('ack:client-individual and NACK hand back only what was not acknowledged', async () => {
+  const { bob, a, b, got } = await threeMessagesFor('client-individual');
   got[0].ack();
   got[2].ack();
   got[1].nack();  // m2 comes back; m1 and m3 were acknowledged
@@ -129,13 +135,7 @@ test('ack:client-individual and NACK hand back only what was not acknowledged', 
 });
 
 test('NACK resends what is unacknowledged; acknowledging after a NACK is no error', async () => {
-  const alice = await server.user(unique('alice'));
-  const bob = await server.user(unique('bob'));
-  const a = await stomp(server, alice);
-  for (let i = 1; i <= 3; i++) await sendWithReceipt(a, `/app/p2p/${bob.name}`, `m${i}`);
-  const b = await stomp(server, bob);
-  const got = collect(b, { ack: 'client-individual' });
-  await waitFor(() => got.length === 3, 10000, 'three messages');
+  const { bob, a, b, got } = await threeMessagesFor('client-individual');
   got[2].ack();
   got[0].nack();  // m3 is acknowledged: only m1 and m2 come back
   await waitFor(() => got.length >= 5, 10000, 'm1 and m2 again');
