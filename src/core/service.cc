@@ -188,10 +188,10 @@ Result<GroupView> Service::createGroup(const Principal& who, std::string_view na
 Result<std::vector<GroupView>> Service::listGroups(const Principal& who) {
   auto ids = store_.groupsOf(who.user);
   if (!ids) return std::unexpected(ids.error());
-  auto user_count = store_.allUserIds();
+  auto user_count = store_.userCount();
   if (!user_count) return std::unexpected(user_count.error());
   std::vector<GroupView> out;
-  out.push_back(GroupView{lobbyGroup(), "", {}, user_count->size()});
+  out.push_back(GroupView{lobbyGroup(), "", {}, std::size_t(*user_count)});
   for (GroupId id : *ids) {
     auto group = store_.getGroup(id);
     if (!group) {
@@ -215,9 +215,9 @@ Result<GroupView> Service::getGroup(const Principal& who, GroupId id) {
   GroupView view{std::move(*group), "", {}, 0};
   if (id == kLobbyId) {
     // The lobby's member list is every user: report the count, not the list.
-    auto all = store_.allUserIds();
-    if (!all) return std::unexpected(all.error());
-    view.member_count = all->size();
+    auto count = store_.userCount();
+    if (!count) return std::unexpected(count.error());
+    view.member_count = std::size_t(*count);
     return view;
   }
   auto members = store_.listMembers(id);

@@ -278,6 +278,8 @@ TEST_F(ServiceTest, EveryUserIsInTheLobby) {
     ASSERT_EQ(s->messages.size(), 1u) << p.username;
     EXPECT_EQ(s->messages[0].message.body, "hi all");
   }
+  EXPECT_EQ(service_->listGroups(alice)->front().member_count, 3u);
+  EXPECT_EQ(service_->getGroup(carol, kLobbyId)->member_count, 3u);
   EXPECT_EQ(service_->leaveGroup(alice, kLobbyId).error().code, Errc::BadRequest);
   EXPECT_EQ(service_->addMember(alice, kLobbyId, "bob").error().code, Errc::BadRequest);
 }

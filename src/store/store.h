@@ -33,6 +33,8 @@ class Store {
   virtual Result<std::vector<User>> listUsers(std::string_view prefix, std::size_t limit) = 0;
   // Every user id, ascending (for the built-in lobby group).
   virtual Result<std::vector<UserId>> allUserIds() = 0;
+  // How many users exist (users are never deleted). Cheap: no scan.
+  virtual Result<std::uint64_t> userCount() = 0;
 
   // ---- devices and tokens ------------------------------------------------------------------
   // Records a login from `device` (creates the device on first use).

@@ -184,12 +184,7 @@ class RocksStore final : public Store {
     auto found = get(kUsernames, username, value);
     if (!found) return std::unexpected(found.error());
     if (*found) return fail(Errc::Conflict, "username already taken");
-    if (next_user_id_ == 0) {
-      auto has = get(kMeta, kNextUserIdKey, value);
-      if (!has) return std::unexpected(has.error());
-      if (*has && value.size() != 8) return corrupt("meta");
-      next_user_id_ = *has ? codec::getBigEndian64(value) : 1;
-    }
+    if (auto loaded = loadNextUserIdLocked(); !loaded) return std::unexpected(loaded.error());
     User user{next_user_id_, std::string(username), std::string(password_hash), created_at_ms};
     rocksdb::WriteBatch batch;
     batch.Put(cf(kUsers), codec::u64Key(user.id), codec::encodeUser(user));
@@ -198,6 +193,12 @@ class RocksStore final : public Store {
     if (auto r = write(batch, "creating a user"); !r) return std::unexpected(r.error());
     ++next_user_id_;
     return user;
+  }
+
+  Result<std::uint64_t> userCount() override {
+    std::lock_guard lock(users_mu_);
+    if (auto loaded = loadNextUserIdLocked(); !loaded) return std::unexpected(loaded.error());
+    return next_user_id_ - 1;  // ids are 1, 2, 3 … and users are never deleted
   }
 
   Result<User> getUser(UserId id) override {
@@ -513,6 +514,17 @@ class RocksStore final : public Store {
   rocksdb::ColumnFamilyHandle* cf(Cf which) const { return handles_[which + 1]; }
 
   // true if found, false if missing.
+  // Loads the next user id from the meta CF once. Call with users_mu_ held.
+  Result<void> loadNextUserIdLocked() {
+    if (next_user_id_ != 0) return {};
+    std::string value;
+    auto has = get(kMeta, kNextUserIdKey, value);
+    if (!has) return std::unexpected(has.error());
+    if (*has && value.size() != 8) return corrupt("meta");
+    next_user_id_ = *has ? codec::getBigEndian64(value) : 1;
+    return {};
+  }
+
   Result<bool> get(Cf which, std::string_view key, std::string& value) {
     rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(which), toSlice(key), &value);
     if (s.IsNotFound()) return false;

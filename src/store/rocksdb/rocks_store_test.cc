@@ -180,6 +180,7 @@ TEST(RocksCodec, KeysSortNumerically) {
 // ---- users, tokens, devices ------------------------------------------------------------------
 
 TEST_F(RocksStoreTest, Users) {
+  EXPECT_EQ(*store_->userCount(), 0u);
   auto alice = store_->createUser("alice", "hash-a", 1);
   ASSERT_TRUE(alice);
   EXPECT_EQ(alice->id, 1u);
@@ -206,11 +207,14 @@ TEST_F(RocksStoreTest, Users) {
   EXPECT_EQ(store_->listUsers("", 100)->size(), 4u);
   EXPECT_TRUE(store_->listUsers("zz", 10)->empty());
   EXPECT_EQ(*store_->allUserIds(), (std::vector<UserId>{1, 2, 3, 4}));
+  EXPECT_EQ(*store_->userCount(), 4u);  // the refused duplicate is not counted
 
   reopen();
+  EXPECT_EQ(*store_->userCount(), 4u);  // read from the meta record, before any create
   auto carol = store_->createUser("carol", "hash-c", 6);
   ASSERT_TRUE(carol);
   EXPECT_EQ(carol->id, 5u);
+  EXPECT_EQ(*store_->userCount(), 5u);
   EXPECT_EQ(*store_->findUserByName("alice"), *alice);
 }
 
