@@ -130,6 +130,7 @@ json::object messageJson(const core::MessageView& v, bool with_seq) {
                  {"body", m.body},
                  {"content_type", m.content_type},
                  {"sent_at", m.created_at_ms}};
+  if (!m.client_msg_id.empty()) o["client_msg_id"] = m.client_msg_id;
   if (with_seq) o["seq"] = v.seq;
   return o;
 }

@@ -143,6 +143,7 @@ TEST_F(HttpApiTest, ChatSyncAckAndHistory) {
   EXPECT_EQ(str(m0, "conversation"), conversation);
   EXPECT_EQ(num(m0, "seq"), 1);
   EXPECT_EQ(num(m0, "conv_seq"), 1);
+  EXPECT_EQ(str(m0, "client_msg_id"), "c1");
 
   auto ack = bob.post("/api/v1/ack", json::object{{"seq", 2}});
   EXPECT_EQ(ack.status, 204) << ack.body;
