@@ -68,6 +68,16 @@ std::variant<Config, int> parseConfig(int argc, char** argv) {
       ->envname("PIGEON_PASSWORD_COST")
       ->check(CLI::IsMember({"interactive", "min"}))
       ->capture_default_str();
+  app.add_option("--failed-logins-burst", c.failed_logins_burst,
+                 "Failed logins allowed per username before it must wait")
+      ->envname("PIGEON_FAILED_LOGINS_BURST")
+      ->check(CLI::Range(1.0, 1e9))
+      ->capture_default_str();
+  app.add_option("--failed-logins-per-minute", c.failed_logins_per_minute,
+                 "Failed logins per username per minute after the burst (0: no limit)")
+      ->envname("PIGEON_FAILED_LOGINS_PER_MINUTE")
+      ->check(CLI::Range(0.0, 1e9))
+      ->capture_default_str();
   app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")
       ->envname("PIGEON_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))

@@ -23,6 +23,8 @@ struct Config {
   double rate_limit = 200;
   double rate_burst = 400;
   std::string password_cost = "interactive";
+  double failed_logins_burst = 10;
+  double failed_logins_per_minute = 5;
   std::string log_level = "info";
   std::string ready_file;
   std::string web_root;  // serve the web client from here instead of the embedded copy

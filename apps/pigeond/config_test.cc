@@ -98,7 +98,8 @@ TEST_F(ConfigTest, HelpListsEveryFlagAndExitsZero) {
                            "--password-cost", "--log-level", "--ready-file", "--max-frame-bytes",
                            "--heartbeat-ms", "--connect-timeout-ms", "--max-outbound-bytes",
                            "--max-unacked", "--frame-rate", "--frame-burst", "--write-timeout-ms",
-                           "--max-sessions", "--web-root", "PIGEON_HTTP_PORT"}) {
+                           "--max-sessions", "--web-root", "--failed-logins-burst",
+                           "--failed-logins-per-minute", "PIGEON_HTTP_PORT"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
 }

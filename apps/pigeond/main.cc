@@ -66,6 +66,8 @@ int run(const app::Config& config) {
   service_options.worker_id = config.worker_id;
   service_options.token_ttl_ms = config.token_ttl_seconds * 1000;
   service_options.max_body_bytes = config.max_body_bytes;
+  service_options.failed_logins_burst = config.failed_logins_burst;
+  service_options.failed_logins_per_minute = config.failed_logins_per_minute;
   service_options.password_cost = config.password_cost == "min" ? core::PasswordCost::minimum()
                                                                 : core::PasswordCost::interactive();
   auto service = core::Service::create(**store, SystemClock::instance(), metrics, service_options);

@@ -8,6 +8,17 @@ namespace pigeon {
 RateLimiter::RateLimiter(double rate_per_sec, double burst, const Clock& clock)
     : rate_(rate_per_sec), burst_(std::max(burst, 1.0)), clock_(&clock) {}
 
+bool RateLimiter::hasToken(std::string_view key) {
+  if (rate_ <= 0) return true;
+  Shard& shard = shards_[std::hash<std::string_view>{}(key) % kShards];
+  const std::int64_t now = clock_->nowMs();
+  std::lock_guard lock(shard.mu);
+  auto it = shard.buckets.find(std::string(key));
+  if (it == shard.buckets.end()) return true;  // a fresh bucket is full
+  const double elapsed = double(std::max<std::int64_t>(0, now - it->second.updated_ms)) / 1000.0;
+  return std::min(burst_, it->second.tokens + elapsed * rate_) >= 1.0;
+}
+
 bool RateLimiter::allow(std::string_view key) {
   if (rate_ <= 0) return true;
   Shard& shard = shards_[std::hash<std::string_view>{}(key) % kShards];

@@ -18,6 +18,9 @@ class RateLimiter {
 
   // Takes one token from `key`'s bucket; false when it is empty.
   bool allow(std::string_view key);
+  // Whether `key`'s bucket has a token, without taking it (for limits that charge only
+  // failures: check first, allow() on failure).
+  bool hasToken(std::string_view key);
 
   bool enabled() const { return rate_ > 0; }
 

@@ -25,6 +25,18 @@ TEST(RateLimiter, KeysAreIndependent) {
   EXPECT_TRUE(limiter.allow("b"));
 }
 
+TEST(RateLimiter, HasTokenLooksWithoutTaking) {
+  ManualClock clock(0);
+  RateLimiter limiter(1.0, 2.0, clock);
+  EXPECT_TRUE(limiter.hasToken("a"));
+  EXPECT_TRUE(limiter.hasToken("a"));  // looking takes nothing
+  EXPECT_TRUE(limiter.allow("a"));
+  EXPECT_TRUE(limiter.allow("a"));
+  EXPECT_FALSE(limiter.hasToken("a"));
+  clock.advanceMs(1000);
+  EXPECT_TRUE(limiter.hasToken("a"));
+}
+
 TEST(RateLimiter, ZeroRateDisables) {
   ManualClock clock(0);
   RateLimiter limiter(0, 1, clock);

@@ -39,7 +39,8 @@ Service::Service(store::Store& store, const Clock& clock, MetricsRegistry& metri
       duplicates_(metrics.counter("pigeon_messages_duplicate_total",
                                   "Sends answered from the idempotency map")),
       logins_(metrics.counter("pigeon_logins_total", "Successful logins")),
-      login_failures_(metrics.counter("pigeon_login_failures_total", "Failed logins")) {}
+      login_failures_(metrics.counter("pigeon_login_failures_total", "Failed logins")),
+      failed_logins_(options_.failed_logins_per_minute / 60.0, options_.failed_logins_burst, clock) {}
 
 // ---- accounts --------------------------------------------------------------------------------
 
@@ -64,14 +65,23 @@ Result<store::User> Service::registerUser(std::string_view username, std::string
 Result<LoginResult> Service::login(std::string_view username, std::string_view password,
                                    std::string_view device) {
   if (auto ok = validateDevice(device); !ok) return std::unexpected(ok.error());
+  // Only failures are charged, so the owner of the account is never locked out by their own
+  // successful logins; an unknown name is charged like a known one (no telling them apart).
+  const std::string limit_key(username.substr(0, kMaxUsername + 1));
+  if (!failed_logins_.hasToken(limit_key)) {
+    login_failures_.inc();
+    return fail(Errc::RateLimited, "too many failed logins for this user; try again in a minute");
+  }
   auto user = store_.findUserByName(username);
   if (!user) {
     if (user.error().code != Errc::NotFound) return std::unexpected(user.error());
     login_failures_.inc();
+    failed_logins_.allow(limit_key);
     return fail(Errc::Unauthenticated, "wrong username or password");
   }
   if (password.size() > kMaxPassword || !verifyPassword(password, user->password_hash)) {
     login_failures_.inc();
+    failed_logins_.allow(limit_key);
     return fail(Errc::Unauthenticated, "wrong username or password");
   }
   const std::int64_t now = clock_.nowMs();

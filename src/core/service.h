@@ -20,6 +20,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/metrics.h"
+#include "base/rate_limiter.h"
 #include "base/snowflake.h"
 #include "core/credentials.h"
 #include "store/store.h"
@@ -42,6 +43,10 @@ struct ServiceOptions {
   std::size_t max_body_bytes = 64 * 1024;
   std::size_t max_page = 500;  // most items one sync/history/list returns
   std::size_t max_group_members = 1000;
+  // Failed logins per username: a burst, refilled at a rate per minute (0: no limit). Guessing
+  // a password costs an attacker these many tries per minute, whatever its addresses.
+  double failed_logins_burst = 10;
+  double failed_logins_per_minute = 5;
 };
 
 // Who is calling: resolved from a bearer token.
@@ -117,7 +122,7 @@ class Service {
   // Errors: BadRequest (username or password rules), Conflict (username taken).
   Result<store::User> registerUser(std::string_view username, std::string_view password);
   // Errors: BadRequest (device rules), Unauthenticated (unknown user or wrong password: the
-  // two are not told apart).
+  // two are not told apart), RateLimited (too many failed logins for this username lately).
   Result<LoginResult> login(std::string_view username, std::string_view password,
                             std::string_view device);
   // Errors: Unauthenticated (unknown, forged or expired token).
@@ -185,6 +190,7 @@ class Service {
   Counter& duplicates_;
   Counter& logins_;
   Counter& login_failures_;
+  RateLimiter failed_logins_;
 
   // Usernames never change: sender names are cached (bounded; cleared when full).
   std::mutex names_mu_;

@@ -130,6 +130,22 @@ TEST_F(ServiceTest, LoginDoesNotTellUnknownUserFromWrongPassword) {
   EXPECT_EQ(service_->login("alice", "password123", "bad device").error().code, Errc::BadRequest);
 }
 
+TEST_F(ServiceTest, RepeatedFailedLoginsAreLimitedPerUsername) {
+  ASSERT_TRUE(service_->registerUser("alice", "password123"));
+  for (int i = 0; i < 10; ++i) {  // the burst
+    EXPECT_EQ(service_->login("alice", "wrong-pass", "d").error().code, Errc::Unauthenticated);
+  }
+  // Now even the right password waits: guessing is capped per account.
+  EXPECT_EQ(service_->login("alice", "password123", "d").error().code, Errc::RateLimited);
+  EXPECT_EQ(service_->login("alice", "wrong-pass", "d").error().code, Errc::RateLimited);
+  ASSERT_TRUE(service_->registerUser("bob", "password123"));
+  EXPECT_TRUE(service_->login("bob", "password123", "d"));  // other users are not affected
+  clock_.advanceMs(12'000);  // 5 per minute: one try back
+  EXPECT_TRUE(service_->login("alice", "password123", "d"));
+  // Successful logins are not charged.
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(service_->login("bob", "password123", "d"));
+}
+
 TEST_F(ServiceTest, TokensAuthenticateUntilExpiryOrLogout) {
   ASSERT_TRUE(service_->registerUser("alice", "password123"));
   auto login = service_->login("alice", "password123", "laptop");
