@@ -6,10 +6,12 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "api/http_api.h"
 #include "api/http_server.h"
@@ -131,9 +133,27 @@ int run(const app::Config& config) {
   }
 
   boost::asio::io_context main_loop;
+  // Expired tokens are refused anyway; purging them hourly (and now) keeps the table from
+  // growing with every login.
+  boost::asio::steady_timer purge_timer(main_loop);
+  std::function<void()> purge_tokens = [&] {
+    boost::asio::post(workers, [&service] {
+      if (auto n = (*service)->purgeExpiredTokens(); !n) {
+        spdlog::warn("pigeond: purging expired tokens failed: {}", n.error().message);
+      } else if (*n > 0) {
+        spdlog::info("pigeond: purged {} expired tokens", *n);
+      }
+    });
+    purge_timer.expires_after(std::chrono::hours(1));
+    purge_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) purge_tokens();
+    });
+  };
+  purge_tokens();
   boost::asio::signal_set signals(main_loop, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (!ec) spdlog::info("pigeond: signal {}, shutting down", signal);
+    purge_timer.cancel();
   });
   main_loop.run();
 

@@ -122,6 +122,10 @@ Result<void> Service::logout(std::string_view token) {
   return store_.deleteToken(tokenHash(token));
 }
 
+Result<std::size_t> Service::purgeExpiredTokens() {
+  return store_.purgeExpiredTokens(clock_.nowMs());
+}
+
 Result<std::vector<store::User>> Service::findUsers(std::string_view prefix, std::size_t limit) {
   if (auto ok = validateUsernamePrefix(prefix); !ok) return std::unexpected(ok.error());
   return store_.listUsers(prefix, std::clamp<std::size_t>(limit, 1, options_.max_page));

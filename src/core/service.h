@@ -128,6 +128,9 @@ class Service {
   // Errors: Unauthenticated (unknown, forged or expired token).
   Result<Principal> authenticate(std::string_view token);
   Result<void> logout(std::string_view token);  // idempotent for a valid token
+  // Deletes the tokens that have expired (expired tokens are refused anyway; this keeps the
+  // table from growing with every login). Returns how many were removed.
+  Result<std::size_t> purgeExpiredTokens();
   Result<std::vector<store::User>> findUsers(std::string_view prefix, std::size_t limit);
   Result<store::User> getUser(UserId id);
 

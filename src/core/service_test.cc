@@ -168,6 +168,15 @@ TEST_F(ServiceTest, TokensAuthenticateUntilExpiryOrLogout) {
   ASSERT_TRUE(second);
   ASSERT_TRUE(service_->logout(second->token));
   EXPECT_EQ(service_->authenticate(second->token).error().code, Errc::Unauthenticated);
+
+  // A token that expires unused is purged (the others are gone already: deleted when an
+  // expired one was presented, and at logout).
+  auto third = service_->login("alice", "password123", "laptop");
+  ASSERT_TRUE(third);
+  EXPECT_EQ(*service_->purgeExpiredTokens(), 0u);
+  clock_.advanceMs(60'000);
+  EXPECT_EQ(*service_->purgeExpiredTokens(), 1u);
+  EXPECT_EQ(service_->authenticate(third->token).error().code, Errc::Unauthenticated);
 }
 
 TEST_F(ServiceTest, DirectMessageReachesBothInboxesOnce) {

@@ -43,6 +43,8 @@ class Store {
   virtual Result<void> putToken(const Token& token) = 0;
   virtual Result<Token> getToken(std::string_view token_hash) = 0;    // NotFound
   virtual Result<void> deleteToken(std::string_view token_hash) = 0;  // idempotent
+  // Deletes every token that expired at or before `now_ms`; returns how many.
+  virtual Result<std::size_t> purgeExpiredTokens(std::int64_t now_ms) = 0;
 
   // ---- groups ------------------------------------------------------------------------------
   // Creates the group with `members` (the owner must be among them). Conflict if the id exists.

@@ -309,6 +309,29 @@ class RocksStore final : public Store {
     return write(batch, "deleting a token");
   }
 
+  Result<std::size_t> purgeExpiredTokens(std::int64_t now_ms) override {
+    rocksdb::WriteBatch batch;
+    std::size_t purged = 0;
+    bool bad = false;
+    auto scanned = scan(kTokens, "", "", [&](const rocksdb::Slice& key, const rocksdb::Slice& value) {
+      Token token;
+      if (!codec::decodeToken(toView(value), token)) {
+        bad = true;
+        return false;
+      }
+      if (token.expires_at_ms <= now_ms) {
+        batch.Delete(cf(kTokens), key);
+        ++purged;
+      }
+      return true;
+    });
+    if (!scanned) return std::unexpected(scanned.error());
+    if (bad) return corrupt("tokens");
+    if (purged == 0) return purged;
+    if (auto r = write(batch, "purging expired tokens"); !r) return std::unexpected(r.error());
+    return purged;
+  }
+
   // ---- groups ------------------------------------------------------------------------------
 
   Result<void> createGroup(const Group& group, const std::vector<UserId>& members) override {

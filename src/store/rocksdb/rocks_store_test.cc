@@ -228,6 +228,17 @@ TEST_F(RocksStoreTest, Tokens) {
   EXPECT_TRUE(store_->deleteToken(t.token_hash));  // idempotent
 }
 
+TEST_F(RocksStoreTest, PurgesExpiredTokensOnly) {
+  ASSERT_TRUE(store_->putToken(Token{std::string(32, 'a'), 1, "web", 0, 100}));
+  ASSERT_TRUE(store_->putToken(Token{std::string(32, 'b'), 1, "web", 0, 200}));
+  ASSERT_TRUE(store_->putToken(Token{std::string(32, 'c'), 2, "app", 0, 300}));
+  EXPECT_EQ(*store_->purgeExpiredTokens(200), 2u);  // expiring at 200 is expired at 200
+  EXPECT_EQ(store_->getToken(std::string(32, 'a')).error().code, Errc::NotFound);
+  EXPECT_EQ(store_->getToken(std::string(32, 'b')).error().code, Errc::NotFound);
+  EXPECT_TRUE(store_->getToken(std::string(32, 'c')));
+  EXPECT_EQ(*store_->purgeExpiredTokens(200), 0u);
+}
+
 TEST_F(RocksStoreTest, Devices) {
   ASSERT_TRUE(store_->touchDevice(1, "phone", 100));
   ASSERT_TRUE(store_->touchDevice(1, "web", 150));
