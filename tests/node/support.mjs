@@ -1,68 +1,18 @@
 // Shared helpers for the Node integration tests: run the real pigeond on port 0, use its HTTP
 // API, and connect with @stomp/stompjs (the reference third-party client) or with a raw
 // WebSocket to send frames a well-behaved client never would.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { startPigeond, waitFor } from '../support/pigeond.mjs';
 import { Client } from '@stomp/stompjs';
 import WebSocket from 'ws';
+
+export { waitFor };
 
 const PIGEOND = process.env.PIGEOND;
 if (!PIGEOND) throw new Error('set PIGEOND to the pigeond binary');
 
-// Polls `check` until it returns a truthy value or `ms` pass (no fixed sleeps).
-export async function waitFor(check, ms = 10000, what = 'condition') {
-  const deadline = Date.now() + ms;
-  let delay = 2;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(delay * 2, 50);
-  }
-}
-
 export async function startServer(extraArgs = []) {
-  const dir = mkdtempSync(join(tmpdir(), 'pigeon-node-'));
-  const ready = join(dir, 'ready.json');
-  const args = ['--host', '127.0.0.1', '--http-port', '0', '--data-dir', join(dir, 'data'),
-    '--ready-file', ready, '--password-cost', 'min', '--log-level', 'warn', ...extraArgs];
-  // Tests poll the HTTP API freely; the HTTP rate limit has its own C++ integration test.
-  if (!extraArgs.includes('--rate-limit')) args.push('--rate-limit', '0');
-  const child = spawn(PIGEOND, args, { stdio: ['ignore', 'inherit', 'inherit'] });
-  let exited = false;
-  let exitCode = null;
-  child.on('exit', (code, signal) => { exited = true; exitCode = signal ? signal : code; });
-  await waitFor(() => exited || existsSync(ready), 30000, 'pigeond to start');
-  if (exited) throw new Error('pigeond exited at start');
-  const { http_port: port } = JSON.parse(readFileSync(ready, 'utf8'));
-  const server = {
-    port,
-    base: `http://127.0.0.1:${port}`,
-    wsUrl: `ws://127.0.0.1:${port}/ws`,
-    // Stops with SIGTERM and checks the shutdown was clean (exit code 0: no sanitizer report,
-    // no crash).
-    async stop() {
-      const wasRunning = !exited;
-      if (wasRunning) {
-        child.kill('SIGTERM');
-        await waitFor(() => exited, 15000, 'pigeond to stop');
-      }
-      rmSync(dir, { recursive: true, force: true });
-      if (!wasRunning) throw new Error(`pigeond died during the test (exit ${exitCode})`);
-      if (exitCode !== 0) throw new Error(`pigeond exited with ${exitCode} on SIGTERM`);
-    },
-    async api(method, path, body, token) {
-      const headers = { 'content-type': 'application/json' };
-      if (token) headers.authorization = `Bearer ${token}`;
-      const res = await fetch(server.base + path, {
-        method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await res.text();
-      return { status: res.status, body: text ? JSON.parse(text) : null };
-    },
+  const server = await startPigeond(PIGEOND, extraArgs, { tmpPrefix: 'pigeon-node-' });
+  Object.assign(server, {
     // Registers `name` and logs it in on `device`; returns { name, token, userId, device }.
     async user(name, device = 'phone') {
       const reg = await server.api('POST', '/api/v1/users', { username: name, password: 'password123' });
@@ -83,7 +33,7 @@ export async function startServer(extraArgs = []) {
       const line = text.split('\n').find((l) => l.startsWith(name + ' '));
       return line ? Number(line.split(' ')[1]) : 0;
     },
-  };
+  });
   return server;
 }
 

@@ -1,11 +1,10 @@
 // Helpers for the browser end-to-end test: a real pigeond on port 0 serving the built client,
 // Debian's chromium driven by playwright-core, and small polling helpers (no fixed sleeps).
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { startPigeond, waitFor } from '../../tests/support/pigeond.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const webDir = resolve(here, '..');
@@ -14,23 +13,8 @@ export const outputDir = resolve(process.env.PIGEON_TEST_OUTPUT ?? join(here, 'o
 export const PASSWORD = 'password123';
 
 // Polls `check` until it returns a truthy value; fails after `ms` with `what`.
-export async function until(check, what = 'condition', ms = 15000) {
-  const deadline = Date.now() + ms;
-  let delay = 10;
-  let last;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${last.message}` : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(delay * 2, 100);
-  }
+export function until(check, what = 'condition', ms = 15000) {
+  return waitFor(check, ms, what);
 }
 
 function findPigeond() {
@@ -43,44 +27,14 @@ function findPigeond() {
 // Starts pigeond serving the web client. By default it is given --web-root PIGEON_WEB_DIST
 // (or web/dist); with PIGEON_WEB_DIST=embedded it serves the copy built into the binary.
 export async function startServer() {
-  const dir = mkdtempSync(join(tmpdir(), 'pigeon-web-e2e-'));
-  const ready = join(dir, 'ready.json');
   const dist = process.env.PIGEON_WEB_DIST ?? join(webDir, 'dist');
-  const args = ['--host', '127.0.0.1', '--http-port', '0', '--data-dir', join(dir, 'data'),
-    '--ready-file', ready, '--password-cost', 'min', '--rate-limit', '0', '--log-level', 'warn'];
+  const args = [];
   if (dist !== 'embedded') {
     if (!existsSync(join(dist, 'index.html'))) throw new Error(`${dist}/index.html is missing: run npm run build`);
     args.push('--web-root', dist);
   }
-  const child = spawn(findPigeond(), args, { stdio: ['ignore', 'inherit', 'inherit'] });
-  let exited = false;
-  let exitCode = null;
-  child.on('exit', (code, signal) => { exited = true; exitCode = signal ?? code; });
-  await until(() => exited || existsSync(ready), 'pigeond to start', 30000);
-  if (exited) throw new Error(`pigeond exited at start (${exitCode})`);
-  const { http_port: port } = JSON.parse(readFileSync(ready, 'utf8'));
-  const server = {
-    port,
-    base: `http://127.0.0.1:${port}`,
-    async stop() {
-      const wasRunning = !exited;
-      if (wasRunning) {
-        child.kill('SIGTERM');
-        await until(() => exited, 'pigeond to stop', 15000);
-      }
-      rmSync(dir, { recursive: true, force: true });
-      if (!wasRunning) throw new Error(`pigeond died during the test (exit ${exitCode})`);
-      return exitCode;
-    },
-    async api(method, path, body, token) {
-      const headers = { 'content-type': 'application/json' };
-      if (token) headers.authorization = `Bearer ${token}`;
-      const res = await fetch(server.base + path, {
-        method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await res.text();
-      return { status: res.status, body: text ? JSON.parse(text) : null };
-    },
+  const server = await startPigeond(findPigeond(), args, { tmpPrefix: 'pigeon-web-e2e-' });
+  Object.assign(server, {
     async register(name) {
       const res = await server.api('POST', '/api/v1/users', { username: name, password: PASSWORD });
       if (res.status !== 201) throw new Error(`register ${name}: ${res.status}`);
@@ -91,7 +45,7 @@ export async function startServer() {
       if (res.status !== 200) throw new Error(`login ${name}: ${res.status}`);
       return res.body.token;
     },
-  };
+  });
   return server;
 }
 
