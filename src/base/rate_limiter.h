@@ -30,6 +30,9 @@ class RateLimiter {
     std::int64_t updated_ms;
   };
 
+  // The bucket's tokens at `now_ms`, refilled since its last update, capped at the burst.
+  double tokensAt(const Bucket& b, std::int64_t now_ms) const;
+
   static constexpr std::size_t kShards = 16;
   static constexpr std::size_t kMaxKeysPerShard = 4096;
   struct Shard {
