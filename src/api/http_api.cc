@@ -8,6 +8,7 @@
 #include <chrono>
 
 #include "core/conversation.h"
+#include "net/bearer.h"
 #include "net/offload.h"
 
 namespace pigeon::api {
@@ -246,15 +247,13 @@ awaitable<Response> HttpApi::dispatch(Request& req, std::string& route) {
     return errorResponse(405, "method_not_allowed", "method " + method + " is not allowed here");
   };
 
+  const std::optional<std::string_view> bearer = net::bearerToken(req.authorization);
+  const Error no_bearer{Errc::Unauthenticated, "missing 'Authorization: Bearer <token>' header"};
+
   // Resolves the bearer token on a worker thread.
   auto authenticate = [&]() -> awaitable<Result<Principal>> {
-    constexpr std::string_view kBearer = "Bearer ";
-    std::string_view auth = req.authorization;
-    if (!auth.starts_with(kBearer)) {
-      co_return fail(Errc::Unauthenticated, "missing 'Authorization: Bearer <token>' header");
-    }
-    std::string token(auth.substr(kBearer.size()));
-    auto work = [this, token] { return service_.authenticate(token); };
+    if (!bearer) co_return std::unexpected(no_bearer);
+    auto work = [this, token = std::string(*bearer)] { return service_.authenticate(token); };
     co_return co_await net::offload(workers_, std::move(work));
   };
 
@@ -351,15 +350,8 @@ awaitable<Response> HttpApi::dispatch(Request& req, std::string& route) {
                                                {"gateway", std::move(gateway)}});
     }
     if (method == "DELETE") {
-      constexpr std::string_view kBearer = "Bearer ";
-      std::string_view auth = req.authorization;
-      if (!auth.starts_with(kBearer)) {
-        co_return fromError(
-            Error{Errc::Unauthenticated, "missing 'Authorization: Bearer <token>' header"});
-      }
-      auto work = [this, t = std::string(auth.substr(kBearer.size()))] {
-        return service_.logout(t);
-      };
+      if (!bearer) co_return fromError(no_bearer);
+      auto work = [this, t = std::string(*bearer)] { return service_.logout(t); };
       auto done = co_await net::offload(workers_, std::move(work));
       if (!done) co_return fromError(done.error());
       co_return noContent();

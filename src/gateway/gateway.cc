@@ -5,6 +5,7 @@
 #include <boost/asio/write.hpp>
 
 #include "gateway/stomp_session.h"
+#include "net/bearer.h"
 #include "gateway/websocket_handshake.h"
 
 namespace pigeon::gateway {
@@ -87,11 +88,7 @@ void Gateway::acceptWebSocket(asio::ip::tcp::socket socket, const UpgradeRequest
     });
     return;
   }
-  std::string bearer;
-  constexpr std::string_view kBearer = "Bearer ";
-  if (std::string_view(request.authorization).starts_with(kBearer)) {
-    bearer = request.authorization.substr(kBearer.size());
-  }
+  std::string bearer(net::bearerToken(request.authorization).value_or(""));
   auto session = std::make_shared<StompSession>(*this, *loop, std::move(socket), std::move(bearer));
   session->start(std::move(*response), std::move(leftover));
 }
