@@ -2,9 +2,10 @@
 // it, without either depending on the other.
 #pragma once
 
-#include <boost/asio/ip/tcp.hpp>
 #include <functional>
 #include <string>
+
+#include "net/transport.h"
 
 namespace pigeon::net {
 
@@ -16,9 +17,9 @@ struct UpgradeRequest {
   std::string remote_ip;
 };
 
-// Takes the socket (bound to its event loop), the request, and any bytes read past it. Called
-// on the socket's loop.
-using UpgradeHandler = std::function<void(boost::asio::ip::tcp::socket socket,
-                                          const UpgradeRequest& request, std::string leftover)>;
+// Takes the connection (plain or TLS, bound to its event loop), the request, and any bytes read
+// past it. Called on the connection's loop.
+using UpgradeHandler =
+    std::function<void(Connection connection, const UpgradeRequest& request, std::string leftover)>;
 
 }  // namespace pigeon::net
