@@ -23,6 +23,22 @@ std::variant<Config, int> parseConfig(int argc, char** argv) {
   app.add_option("--http-port", c.http_port, "HTTP and WebSocket port (0: any free port)")
       ->envname("PIGEON_HTTP_PORT")
       ->capture_default_str();
+  app.add_option("--tcp-host", c.tcp_host, "Address of the native TCP listener (default: --host)")
+      ->envname("PIGEON_TCP_HOST");
+  app.add_option("--tcp-port", c.tcp_port,
+                 "Native protocol (varint + protobuf) port (0: any free port, -1: none)")
+      ->envname("PIGEON_TCP_PORT")
+      ->check(CLI::Range(-1, 65535))
+      ->capture_default_str();
+  auto* cert = app.add_option("--tls-cert", c.tls_cert,
+                              "PEM certificate chain: HTTP/WebSocket and native TCP speak TLS")
+                   ->envname("PIGEON_TLS_CERT")
+                   ->check(CLI::ExistingFile);
+  auto* key = app.add_option("--tls-key", c.tls_key, "PEM private key of --tls-cert")
+                  ->envname("PIGEON_TLS_KEY")
+                  ->check(CLI::ExistingFile);
+  cert->needs(key);
+  key->needs(cert);
   app.add_option("--advertise", c.advertise,
                  "Host name clients are told to connect to (default: --host)")
       ->envname("PIGEON_ADVERTISE");
@@ -83,12 +99,12 @@ std::variant<Config, int> parseConfig(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
   app.add_option("--ready-file", c.ready_file,
-                 "Write {\"http_port\":N,\"pid\":N} here once listening (for scripts and tests)")
+                 "Write {\"http_port\":N,\"tcp_port\":N,\"pid\":N} here once listening (for scripts and tests)")
       ->envname("PIGEON_READY_FILE");
   app.add_option("--web-root", c.web_root,
                  "Serve the web client from this directory instead of the copy built into pigeond")
       ->envname("PIGEON_WEB_ROOT");
-  app.add_option("--max-frame-bytes", c.max_frame_bytes, "Largest STOMP frame a client may send")
+  app.add_option("--max-frame-bytes", c.max_frame_bytes, "Largest STOMP or native frame a client may send")
       ->envname("PIGEON_MAX_FRAME_BYTES")
       ->check(CLI::Range(1024, 64 * 1024 * 1024))
       ->capture_default_str();
@@ -112,11 +128,11 @@ std::variant<Config, int> parseConfig(int argc, char** argv) {
       ->envname("PIGEON_MAX_UNACKED")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
-  app.add_option("--frame-rate", c.frame_rate, "STOMP frames per second per connection (0: off)")
+  app.add_option("--frame-rate", c.frame_rate, "Frames per second per connection (0: off)")
       ->envname("PIGEON_FRAME_RATE")
       ->check(CLI::Range(0.0, 1e9))
       ->capture_default_str();
-  app.add_option("--frame-burst", c.frame_burst, "STOMP frames a connection may burst")
+  app.add_option("--frame-burst", c.frame_burst, "Frames a connection may burst")
       ->envname("PIGEON_FRAME_BURST")
       ->check(CLI::Range(1.0, 1e9))
       ->capture_default_str();
@@ -127,7 +143,7 @@ std::variant<Config, int> parseConfig(int argc, char** argv) {
       ->capture_default_str();
 
   app.add_option("--max-sessions", c.max_sessions,
-                 "WebSocket connections this node takes; more get HTTP 503")
+                 "Long connections this node takes; more are refused (WebSocket: HTTP 503)")
       ->envname("PIGEON_MAX_SESSIONS")
       ->check(CLI::Range(1, 10000000))
       ->capture_default_str();
@@ -158,6 +174,7 @@ std::variant<Config, int> parseConfig(int argc, char** argv) {
     return app.exit(e);
   }
   if (c.advertise.empty()) c.advertise = c.host;
+  if (c.tcp_host.empty()) c.tcp_host = c.host;
   return c;
 }
 

@@ -12,6 +12,9 @@ namespace pigeon::app {
 struct Config {
   std::string host = "127.0.0.1";
   std::uint16_t http_port = 8080;
+  std::string tcp_host;             // the native TCP listener's address; defaults to host
+  std::int32_t tcp_port = 9090;     // 0: any free port; -1: no native listener
+  std::string tls_cert, tls_key;    // PEM files: both listeners speak TLS when given
   std::string advertise;  // host told to clients; defaults to host
   std::string data_dir = "./data";
   std::string durability = "sync";
@@ -28,7 +31,7 @@ struct Config {
   std::string log_level = "info";
   std::string ready_file;
   std::string web_root;  // serve the web client from here instead of the embedded copy
-  // The WebSocket/STOMP gateway.
+  // The long-connection gateway (WebSocket/STOMP and native).
   std::size_t max_frame_bytes = 64 * 1024;
   std::uint32_t heartbeat_ms = 10000;
   std::uint32_t connect_timeout_ms = 5000;

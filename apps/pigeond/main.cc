@@ -23,6 +23,8 @@
 #include "core/service.h"
 #include "gateway/gateway.h"
 #include "net/io_pool.h"
+#include "net/listener.h"
+#include "net/transport.h"
 #include "store/rocksdb/rocks_store.h"
 #include "webassets/web_assets.h"
 
@@ -36,11 +38,12 @@ int fatal(const std::string& what) {
 }
 
 // Written atomically (write, then rename) so a reader never sees half a file.
-bool writeReadyFile(const std::string& path, std::uint16_t http_port) {
+bool writeReadyFile(const std::string& path, std::uint16_t http_port, int tcp_port) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << "{\"http_port\":" << http_port << ",\"pid\":" << ::getpid() << "}\n";
+    out << "{\"http_port\":" << http_port << ",\"tcp_port\":" << tcp_port
+        << ",\"pid\":" << ::getpid() << "}\n";
     if (!out) return false;
   }
   std::error_code ec;
@@ -74,6 +77,13 @@ int run(const app::Config& config) {
                                                                 : core::PasswordCost::interactive();
   auto service = core::Service::create(**store, SystemClock::instance(), metrics, service_options);
   if (!service) return fatal("cannot start: " + service.error().message);
+
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  if (!config.tls_cert.empty()) {
+    auto ctx = net::makeServerTlsContext(config.tls_cert, config.tls_key);
+    if (!ctx) return fatal(ctx.error().message);
+    tls = std::move(*ctx);
+  }
 
   // Declared in this order so that they are destroyed in the reverse one: the loops and
   // workers stop before the service and the store they call go away.
@@ -114,21 +124,39 @@ int run(const app::Config& config) {
   http_options.port = config.http_port;
   // The HTTP body holds a JSON-escaped message body plus a little: allow for both.
   http_options.max_body_bytes = config.max_body_bytes * 2 + 4096;
+  http_options.tls = tls;
   api::HttpServer http(loops, http_api, metrics, http_options);
-  http.setUpgradeHandler("/ws", [&gateway](boost::asio::ip::tcp::socket socket,
+  http.setUpgradeHandler("/ws", [&gateway](net::Connection connection,
                                            const net::UpgradeRequest& request, std::string leftover) {
-    gateway.acceptWebSocket(std::move(socket), request, std::move(leftover));
+    gateway.acceptWebSocket(std::move(connection), request, std::move(leftover));
   });
   if (auto ok = http.start(); !ok) return fatal(ok.error().message);
+  net::Listener native(loops, tls, [&gateway](net::Connection connection) {
+    gateway.acceptNative(std::move(connection));
+  });
+  int tcp_port = -1;
+  if (config.tcp_port >= 0) {
+    if (auto ok = native.start(config.tcp_host, std::uint16_t(config.tcp_port)); !ok) {
+      return fatal(ok.error().message);
+    }
+    tcp_port = native.boundPort();
+  }
+  const std::string advertise_host =
+      config.advertise.find(':') != std::string::npos ? "[" + config.advertise + "]" : config.advertise;
   http_api.setGatewayAddresses(
-      "ws://" + config.advertise + ":" + std::to_string(http.boundPort()) + "/ws", "");
+      std::string(tls ? "wss://" : "ws://") + advertise_host + ":" + std::to_string(http.boundPort()) + "/ws",
+      tcp_port < 0 ? std::string()
+                   : std::string(tls ? "tls://" : "tcp://") + advertise_host + ":" + std::to_string(tcp_port));
   gateway.start();
   loops.start();
 
-  spdlog::info("pigeond: listening on http://{}:{} (data in {}, durability {}, web client: {})",
-               config.host, http.boundPort(), config.data_dir, config.durability,
-               web_files.empty() ? "none" : std::to_string(web_files.size()) + " files");
-  if (!config.ready_file.empty() && !writeReadyFile(config.ready_file, http.boundPort())) {
+  spdlog::info("pigeond: listening on {}://{}:{} (data in {}, durability {}, web client: {})",
+               tls ? "https" : "http", config.host, http.boundPort(), config.data_dir,
+               config.durability, web_files.empty() ? "none" : std::to_string(web_files.size()) + " files");
+  if (tcp_port >= 0) {
+    spdlog::info("pigeond: native protocol on {}://{}:{}", tls ? "tls" : "tcp", config.tcp_host, tcp_port);
+  }
+  if (!config.ready_file.empty() && !writeReadyFile(config.ready_file, http.boundPort(), tcp_port)) {
     return fatal("cannot write the ready file '" + config.ready_file + "'");
   }
 
@@ -161,6 +189,7 @@ int run(const app::Config& config) {
   // the same client_msg_id and gets the stored result), finish the blocking work, then let
   // the store commit what is queued as it closes.
   http.stop();
+  native.stop();
   gateway.stop();
   loops.stop();
   workers.join();

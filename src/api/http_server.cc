@@ -9,6 +9,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <functional>
 
 namespace pigeon::api {
 namespace asio = boost::asio;
@@ -43,6 +45,10 @@ struct HttpServer::State : std::enable_shared_from_this<HttpServer::State> {
 
   asio::awaitable<void> acceptLoop();
   asio::awaitable<void> serve(tcp::socket socket);
+  // The requests of one connection. `release` hands the connection over on an upgrade.
+  template <class Stream>
+  asio::awaitable<void> serveRequests(Stream& stream, std::string remote_ip,
+                                      const std::function<net::Connection()>& release);
 };
 
 namespace {
@@ -124,29 +130,50 @@ asio::awaitable<void> HttpServer::State::serve(tcp::socket socket) {
 
   beast::error_code ep_ec;
   const auto endpoint = socket.remote_endpoint(ep_ec);
-  const std::string remote_ip = ep_ec ? "" : endpoint.address().to_string();
-  tcp_stream stream(std::move(socket));
+  std::string remote_ip = ep_ec ? "" : endpoint.address().to_string();
+  if (!options.tls) {
+    tcp_stream stream(std::move(socket));
+    std::function<net::Connection()> release = [&stream] { return net::Connection(stream.release_socket()); };
+    co_await serveRequests(stream, std::move(remote_ip), release);
+    co_return;
+  }
+  auto stream = std::make_unique<net::TlsStream>(tcp_stream(std::move(socket)), *options.tls);
+  stream->next_layer().expires_after(options.handshake_timeout);
+  auto [hec] = co_await stream->async_handshake(asio::ssl::stream_base::server,
+                                                asio::as_tuple(asio::use_awaitable));
+  if (hec) co_return;  // not a TLS client, or gone: nothing to answer
+  std::function<net::Connection()> release = [&stream] {
+    stream->next_layer().expires_never();
+    return net::Connection(std::move(stream));
+  };
+  co_await serveRequests(*stream, std::move(remote_ip), release);
+}
+
+template <class Stream>
+asio::awaitable<void> HttpServer::State::serveRequests(Stream& stream, std::string remote_ip,
+                                                       const std::function<net::Connection()>& release) {
+  auto& lowest = beast::get_lowest_layer(stream);
   beast::flat_buffer buffer;
 
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.body_limit(options.max_body_bytes);
     parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
-    stream.expires_after(options.idle_timeout);
+    lowest.expires_after(options.idle_timeout);
     auto [ec, n] =
         co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
     (void)n;
     if (ec) {
       if (auto reply = readErrorResponse(ec, options.max_body_bytes)) {
         auto res = toBeast(*reply, 11, false);
-        stream.expires_after(std::chrono::seconds(5));
+        lowest.expires_after(std::chrono::seconds(5));
         co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
         // Lingering close: the client may still be sending the body we refused. Closing with
         // unread data would reset the connection and could destroy our answer before the
         // client reads it, so half-close and discard what comes, for a short while.
         beast::error_code ignored;
-        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-        stream.expires_after(std::chrono::seconds(2));
+        lowest.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        lowest.expires_after(std::chrono::seconds(2));
         char sink[4096];
         for (std::size_t drained = 0; drained < (8u << 20);) {
           auto [rec, got] =
@@ -170,7 +197,7 @@ asio::awaitable<void> HttpServer::State::serve(tcp::socket socket) {
       up.authorization = std::string(req[http::field::authorization]);
       up.remote_ip = remote_ip;
       std::string leftover = beast::buffers_to_string(buffer.data());
-      upgrade_handler(stream.release_socket(), up, std::move(leftover));
+      upgrade_handler(release(), up, std::move(leftover));
       co_return;
     }
     Request request;
@@ -180,17 +207,17 @@ asio::awaitable<void> HttpServer::State::serve(tcp::socket socket) {
     request.body = std::move(req.body());
     request.remote_ip = remote_ip;
 
-    stream.expires_never();
+    lowest.expires_never();
     Response response = co_await api.handle(std::move(request));
     const bool keep_alive = req.keep_alive() && !stopping.load();
     auto res = toBeast(response, req.version(), keep_alive);
-    stream.expires_after(options.idle_timeout);
+    lowest.expires_after(options.idle_timeout);
     auto [wec, wn] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
     (void)wn;
     if (wec || !keep_alive) break;
   }
   beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  lowest.socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
 
 HttpServer::HttpServer(net::IoPool& pool, HttpApi& api, MetricsRegistry& metrics,

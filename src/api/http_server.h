@@ -1,5 +1,6 @@
 // The HTTP/1.1 listener: accepts connections on the I/O loops, reads requests with Beast
-// (keep-alive, body and header limits, idle timeout) and answers them through HttpApi.
+// (keep-alive, body and header limits, idle timeout) and answers them through HttpApi. With a
+// TLS context it serves HTTPS (and WebSocket upgrades over it) instead.
 //
 // Threads: start()/stop() from the owning thread; each connection runs on one I/O loop.
 #pragma once
@@ -25,6 +26,8 @@ struct HttpServerOptions {
   std::size_t max_header_bytes = 16 * 1024;
   std::chrono::seconds idle_timeout{60};
   std::size_t max_connections = 10000;
+  std::shared_ptr<boost::asio::ssl::context> tls;  // null: plain HTTP
+  std::chrono::seconds handshake_timeout{10};       // to finish the TLS handshake
 };
 
 class HttpServer {

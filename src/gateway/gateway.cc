@@ -2,8 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/write.hpp>
 
+#include "gateway/native_session.h"
 #include "gateway/stomp_session.h"
 #include "net/bearer.h"
 #include "gateway/websocket_handshake.h"
@@ -12,14 +12,14 @@ namespace pigeon::gateway {
 namespace asio = boost::asio;
 
 GatewayMetrics::GatewayMetrics(MetricsRegistry& m)
-    : sessions(m.gauge("pigeon_gateway_sessions", "Open WebSocket sessions")),
-      frames_in(m.counter("pigeon_gateway_frames_in_total", "STOMP frames received")),
-      frames_out(m.counter("pigeon_gateway_frames_out_total", "STOMP and WebSocket frames sent")),
-      errors(m.counter("pigeon_gateway_errors_total", "Sessions closed with an ERROR frame")),
+    : sessions(m.gauge("pigeon_gateway_sessions", "Open long-connection sessions (WebSocket and native)")),
+      frames_in(m.counter("pigeon_gateway_frames_in_total", "STOMP and native frames received")),
+      frames_out(m.counter("pigeon_gateway_frames_out_total", "STOMP, WebSocket and native frames sent")),
+      errors(m.counter("pigeon_gateway_errors_total", "Sessions closed with an error frame (STOMP ERROR, native Error or Kicked)")),
       heartbeat_timeouts(m.counter("pigeon_gateway_heartbeat_timeouts_total",
                                    "Sessions closed for missing heart-beats")),
       connect_timeouts(m.counter("pigeon_gateway_connect_timeouts_total",
-                                 "Sessions closed for not sending CONNECT in time")),
+                                 "Sessions closed for not logging in (CONNECT, Login) in time")),
       slow_consumers(m.counter("pigeon_gateway_slow_consumers_total",
                                "Sessions closed because they did not take what was sent")),
       outbound_bytes(m.gauge("pigeon_gateway_outbound_bytes", "Bytes queued for sessions")) {}
@@ -66,31 +66,53 @@ LoopState* Gateway::loopOf(const asio::any_io_executor& executor) {
   return nullptr;
 }
 
-void Gateway::acceptWebSocket(asio::ip::tcp::socket socket, const UpgradeRequest& request,
+void Gateway::acceptWebSocket(net::Connection connection, const UpgradeRequest& request,
                               std::string leftover) {
   auto response = webSocketHandshakeResponse(HandshakeInput{
       request.upgrade, request.connection, request.ws_key, request.ws_version, request.ws_protocol});
   if (response && request.method != "GET") {
     response = fail(Errc::BadRequest, "a WebSocket upgrade is a GET request");
   }
-  LoopState* loop = loopOf(socket.get_executor());
+  LoopState* loop = loopOf(net::executorOf(connection));
   const bool full = metrics_.sessions.value() >= std::int64_t(options_.max_sessions);
+  auto transport = net::makeTransport(std::move(connection), loop ? std::span<char>(loop->scratch) : std::span<char>());
   if (!response || !loop || stopped_.load() || full) {
     const std::string message = !response ? response.error().message
                                 : full    ? "too many connections; try another node or later"
                                           : "server is shutting down";
     auto text = std::make_shared<std::string>(
         httpErrorResponse(response ? 503 : 400, response ? "Service Unavailable" : "Bad Request", message));
-    auto sock = std::make_shared<asio::ip::tcp::socket>(std::move(socket));
-    asio::async_write(*sock, asio::buffer(*text), [text, sock](const boost::system::error_code&, std::size_t) {
-      boost::system::error_code ignored;
-      sock->shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    });
+    // The transport needs an owner while it writes: a small one that goes with the write.
+    struct Refusal : net::TransportHandler {
+      std::unique_ptr<net::Transport> transport;
+      std::shared_ptr<std::string> text;
+      bool onInput(char*, std::size_t) override { return false; }
+      void onReadDone(const boost::system::error_code&) override {}
+      void onWritten(const boost::system::error_code&) override { transport->shutdownSend(); }
+    };
+    auto refusal = std::make_shared<Refusal>();
+    refusal->transport = std::move(transport);
+    refusal->text = std::move(text);
+    std::vector<asio::const_buffer> buffers{asio::buffer(*refusal->text)};
+    refusal->transport->write(refusal, buffers);
     return;
   }
   std::string bearer(net::bearerToken(request.authorization).value_or(""));
-  auto session = std::make_shared<StompSession>(*this, *loop, std::move(socket), std::move(bearer));
+  auto session = std::make_shared<StompSession>(*this, *loop, std::move(transport), std::move(bearer));
   session->start(std::move(*response), std::move(leftover));
+}
+
+void Gateway::acceptNative(net::Connection connection) {
+  LoopState* loop = loopOf(net::executorOf(connection));
+  const bool full = metrics_.sessions.value() >= std::int64_t(options_.max_sessions);
+  if (!loop || stopped_.load() || full) {
+    // Nothing to say in the protocol before a Login: the client sees the close and retries
+    // (through the API, which names a node with room).
+    return;
+  }
+  auto session = std::make_shared<NativeSession>(
+      *this, *loop, net::makeTransport(std::move(connection), loop->scratch));
+  session->start();
 }
 
 }  // namespace pigeon::gateway

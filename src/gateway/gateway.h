@@ -1,6 +1,7 @@
-// The long-connection gateway: WebSocket connections at /ws carrying STOMP 1.2 (see
-// docs/protocol.md). It owns the hub of live sessions, one timer wheel per event loop, and the
-// options every session shares.
+// The long-connection gateway: WebSocket connections at /ws carrying STOMP 1.2, and native
+// connections (varint + protobuf) from the TCP listener, plain or TLS (see docs/protocol.md).
+// It owns the hub of live sessions, one timer wheel per event loop, and the options every
+// session shares.
 //
 // Threads: construct and start() on the main thread before the loops run; acceptWebSocket()
 // is called on the loop that owns the socket; everything else is internal.
@@ -19,12 +20,13 @@
 #include "gateway/hub.h"
 #include "gateway/timer_wheel.h"
 #include "net/io_pool.h"
+#include "net/transport.h"
 #include "net/upgrade.h"
 
 namespace pigeon::gateway {
 
 struct GatewayOptions {
-  std::size_t max_frame_bytes = 64 * 1024;     // a larger STOMP frame gets ERROR and a close
+  std::size_t max_frame_bytes = 64 * 1024;     // a larger frame gets an error and a close
   std::uint32_t heartbeat_ms = 10000;           // the server's side of heart-beat negotiation
   std::uint32_t connect_timeout_ms = 5000;      // to send CONNECT after the upgrade
   std::size_t max_outbound_bytes = 1 << 20;     // a session's queue; over it: closed
@@ -35,7 +37,7 @@ struct GatewayOptions {
   std::size_t max_inflight_sends = 128;         // SENDs awaiting their RECEIPT per connection
   std::size_t sync_page = 200;                  // inbox items read per step of a resync
   std::uint32_t tick_ms = 100;                  // timer wheel resolution
-  std::size_t max_sessions = 50000;             // more WebSocket connections get HTTP 503
+  std::size_t max_sessions = 50000;             // more connections are refused (WebSocket: 503)
   // TCP keep-alive for connections whose client opted out of heart-beats: a peer that
   // vanished is found after idle + interval × count seconds.
   int keepalive_idle_s = 60, keepalive_interval_s = 10, keepalive_count = 3;
@@ -57,7 +59,7 @@ struct LoopState {
 
 struct GatewayMetrics {
   explicit GatewayMetrics(MetricsRegistry& m);
-  Gauge& sessions;            // open WebSocket sessions, connected or not
+  Gauge& sessions;            // open sessions (WebSocket and native), logged in or not
   Counter& frames_in;
   Counter& frames_out;
   Counter& errors;            // ERROR frames sent
@@ -82,8 +84,11 @@ class Gateway {
 
   // Takes over an upgraded connection: validates the handshake, answers 101 (or an HTTP error)
   // and runs a STOMP session on it. `leftover` holds bytes read past the request.
-  void acceptWebSocket(boost::asio::ip::tcp::socket socket, const UpgradeRequest& request,
+  void acceptWebSocket(net::Connection connection, const UpgradeRequest& request,
                        std::string leftover);
+  // Runs a native-protocol session on an accepted connection (closed at once while full or
+  // stopping). Call on the connection's loop.
+  void acceptNative(net::Connection connection);
 
   // Shared with the sessions.
   core::Service& service() { return service_; }

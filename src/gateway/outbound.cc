@@ -1,6 +1,7 @@
 #include "gateway/outbound.h"
 
 #include "core/validation.h"
+#include "protocol/native.h"
 #include "protocol/stomp.h"
 
 namespace pigeon::gateway {
@@ -33,6 +34,22 @@ std::shared_ptr<const OutboundMessage> OutboundMessage::make(store::Message mess
   t += '\0';
   out->body_is_utf8 = core::isValidUtf8(m.body);
   return out;
+}
+
+const std::string& OutboundMessage::nativeTail() const {
+  std::call_once(native_once_, [this] {
+    protocol::pb::Deliver d;
+    d.set_msg_id(message.id);
+    d.set_client_msg_id(message.client_msg_id);
+    d.set_conversation(message.conversation);
+    d.set_conv_seq(message.conv_seq);
+    d.set_from(from);
+    d.set_sent_at_ms(message.created_at_ms);
+    d.set_content_type(message.content_type);
+    d.set_body(message.body);
+    native_tail_ = protocol::encodeDeliverTail(d);
+  });
+  return native_tail_;
 }
 
 }  // namespace pigeon::gateway

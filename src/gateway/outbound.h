@@ -2,16 +2,19 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "store/types.h"
 
 namespace pigeon::gateway {
 
-// A stored message on its way to online devices. The STOMP encoding of everything that is the
-// same for every recipient (the tail of the MESSAGE frame: its shared headers, the blank line,
-// the body and the NUL) is built once; each session writes only its own short head
-// (subscription, message-id, ack, seq) before these shared bytes.
+// A stored message on its way to online devices. What is the same for every recipient is
+// encoded once per protocol and shared; each session writes only its own short head before it.
+//   STOMP: the tail of the MESSAGE frame (its shared headers, the blank line, the body, the
+//   NUL); the head has the subscription, message-id, ack and seq.
+//   Native: the Deliver message without its seq (built on first use); the head has the frame
+//   length, the Envelope tag and the seq.
 struct OutboundMessage {
   store::Message message;
   std::string from;
@@ -19,6 +22,13 @@ struct OutboundMessage {
   bool body_is_utf8 = true;  // false: WebSocket frames carrying it must be binary
 
   static std::shared_ptr<const OutboundMessage> make(store::Message message, std::string from);
+
+  // Thread-safe: the first caller encodes.
+  const std::string& nativeTail() const;
+
+ private:
+  mutable std::once_flag native_once_;
+  mutable std::string native_tail_;
 };
 
 // A contact came online or went offline.

@@ -32,7 +32,7 @@ export async function waitFor(check, ms = 10000, what = 'condition') {
 export async function startPigeond(binary, extraArgs = [], { tmpPrefix = 'pigeon-test-' } = {}) {
   const dir = mkdtempSync(join(tmpdir(), tmpPrefix));
   const ready = join(dir, 'ready.json');
-  const args = ['--host', '127.0.0.1', '--http-port', '0', '--data-dir', join(dir, 'data'),
+  const args = ['--host', '127.0.0.1', '--http-port', '0', '--tcp-port', '0', '--data-dir', join(dir, 'data'),
     '--ready-file', ready, '--password-cost', 'min', '--log-level', 'warn', ...extraArgs];
   if (!extraArgs.includes('--rate-limit')) args.push('--rate-limit', '0');
   const child = spawn(binary, args, { stdio: ['ignore', 'inherit', 'inherit'] });
@@ -41,9 +41,10 @@ export async function startPigeond(binary, extraArgs = [], { tmpPrefix = 'pigeon
   child.on('exit', (code, signal) => { exited = true; exitCode = signal ?? code; });
   await waitFor(() => exited || existsSync(ready), 30000, 'pigeond to start');
   if (exited) throw new Error(`pigeond exited at start (${exitCode})`);
-  const { http_port: port } = JSON.parse(readFileSync(ready, 'utf8'));
+  const { http_port: port, tcp_port: tcpPort } = JSON.parse(readFileSync(ready, 'utf8'));
   const server = {
     port,
+    tcpPort,
     base: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}/ws`,
     // SIGTERM, then require exit code 0 (no crash, no sanitizer report on the way out).

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -53,10 +54,16 @@ PigeondProcess::~PigeondProcess() {
 void PigeondProcess::start() {
   std::error_code ec;
   std::filesystem::remove(ready_file_, ec);
-  std::vector<std::string> args{PIGEOND_PATH, "--host",          "127.0.0.1", "--http-port",
-                                "0",          "--data-dir",      data_dir_,   "--ready-file",
-                                ready_file_,  "--password-cost", "min",       "--log-level",
-                                "info"};
+  std::vector<std::string> args{PIGEOND_PATH, "--data-dir", data_dir_, "--ready-file", ready_file_};
+  // The defaults, unless the test sets the flag itself (e.g. a fixed port across a restart).
+  const std::pair<const char*, const char*> defaults[] = {
+      {"--host", "127.0.0.1"}, {"--http-port", "0"}, {"--tcp-port", "0"},
+      {"--password-cost", "min"}, {"--log-level", "info"}};
+  for (const auto& [flag, value] : defaults) {
+    if (std::find(extra_args_.begin(), extra_args_.end(), flag) == extra_args_.end()) {
+      args.insert(args.end(), {flag, value});
+    }
+  }
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -89,6 +96,8 @@ void PigeondProcess::start() {
         auto v = boost::json::parse(ss.str(), jec);
         if (jec) return false;
         http_port_ = static_cast<std::uint16_t>(v.at("http_port").to_number<int>());
+        const int tcp = v.at("tcp_port").to_number<int>();
+        tcp_port_ = tcp < 0 ? 0 : static_cast<std::uint16_t>(tcp);
         return true;
       },
       std::chrono::seconds(30));

@@ -28,7 +28,8 @@ class TempDir {
 class PigeondProcess {
  public:
   // `data_dir` is kept across restarts; `extra_args` are appended to the defaults
-  // (--host 127.0.0.1 --http-port 0 --password-cost min).
+  // (--host 127.0.0.1 --http-port 0 --tcp-port 0 --password-cost min --log-level info), each of
+  // which is left out when `extra_args` sets that flag.
   PigeondProcess(std::string data_dir, std::vector<std::string> extra_args = {});
   ~PigeondProcess();  // SIGKILL if still running
 
@@ -38,6 +39,7 @@ class PigeondProcess {
   int terminate();  // SIGTERM, wait for exit; returns the exit status (or -1)
   bool running() const { return pid_ > 0; }
   std::uint16_t httpPort() const { return http_port_; }
+  std::uint16_t tcpPort() const { return tcp_port_; }  // 0: no native listener
   pid_t pid() const { return pid_; }
   std::string log() const;  // everything it printed
 
@@ -47,6 +49,7 @@ class PigeondProcess {
   std::string ready_file_, log_file_;
   pid_t pid_ = -1;
   std::uint16_t http_port_ = 0;
+  std::uint16_t tcp_port_ = 0;
 };
 
 // Polls `condition` until it is true or `timeout` passes; returns its last value.
