@@ -430,6 +430,32 @@ awaitable<Response> HttpApi::dispatch(Request& req, std::string& route) {
                                              {"duplicate", sent->duplicate}});
   }
 
+  if (resource == "messages" && seg.size() == 4 && seg[3] == "search") {
+    route = "search";
+    if (method != "GET") co_return methodNotAllowed();
+    const std::string* q = query.find("q");
+    if (!q || q->empty()) {
+      co_return fromError(Error{Errc::BadRequest, "query parameter 'q' is required"});
+    }
+    auto before = query.number("before");
+    if (!before) co_return fromError(before.error());
+    auto limit = query.limit(service_.options().max_page);
+    if (!limit) co_return fromError(limit.error());
+    auto work = [this, who, k = *q, b = before->value_or(0), l = *limit] {
+      return service_.search(who, k, b, l);
+    };
+    auto found = co_await net::offload(workers_, std::move(work));
+    if (!found) co_return fromError(found.error());
+    json::array messages;
+    for (const auto& m : found->messages) messages.push_back(messageJson(m, true));
+    co_return jsonResponse(
+        200, json::object{{"messages", std::move(messages)},
+                          {"scanned", found->scanned},
+                          {"complete", found->complete},
+                          {"next_before", found->complete ? json::value(nullptr)
+                                                          : json::value(found->next_before)}});
+  }
+
   if (resource == "sync" && seg.size() == 3) {
     route = "sync";
     if (method != "GET") co_return methodNotAllowed();

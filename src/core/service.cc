@@ -1,6 +1,7 @@
 #include "core/service.h"
 
 #include <algorithm>
+#include <functional>
 #include <set>
 
 #include "core/conversation.h"
@@ -10,6 +11,20 @@ namespace pigeon::core {
 namespace {
 
 constexpr std::size_t kMaxCachedNames = 100000;
+
+constexpr std::size_t kSearchChunk = 256;  // inbox items read per store call while searching
+
+unsigned char foldAscii(char c) {
+  const auto u = static_cast<unsigned char>(c);
+  return (u >= 'A' && u <= 'Z') ? static_cast<unsigned char>(u + ('a' - 'A')) : u;
+}
+
+struct FoldedHash {
+  std::size_t operator()(char c) const { return foldAscii(c); }
+};
+struct FoldedEqual {
+  bool operator()(char a, char b) const { return foldAscii(a) == foldAscii(b); }
+};
 
 store::Group lobbyGroup() {
   return store::Group{kLobbyId, std::string(kLobbyName), 0, 0};
@@ -432,6 +447,56 @@ Result<Seq> Service::ack(const Principal& who, Seq seq) {
                                       std::to_string(*last) + ")");
   }
   return store_.advanceCursor(who.user, who.device, seq);
+}
+
+Result<SearchResult> Service::search(const Principal& who, std::string_view keyword, Seq before,
+                                     std::size_t limit) {
+  if (keyword.empty()) return fail(Errc::BadRequest, "the search keyword is empty");
+  if (keyword.size() > kMaxSearchQuery) {
+    return fail(Errc::BadRequest,
+                "the search keyword is over " + std::to_string(kMaxSearchQuery) + " bytes");
+  }
+  if (!isValidUtf8(keyword)) return fail(Errc::BadRequest, "the search keyword is not UTF-8");
+  limit = std::clamp<std::size_t>(limit, 1, options_.max_page);
+
+  auto last = store_.lastInboxSeq(who.user);
+  if (!last) return std::unexpected(last.error());
+  // `lowest` is the lowest seq examined so far: everything below it is still to be searched.
+  Seq lowest = (before == 0 || before > *last) ? *last + 1 : before;
+
+  // Boyer-Moore keeps a long body with a long keyword linear; folding only ASCII letters makes
+  // the byte-wise match UTF-8 safe (a UTF-8 keyword cannot start inside another character).
+  const std::boyer_moore_searcher searcher(keyword.begin(), keyword.end(), FoldedHash{},
+                                           FoldedEqual{});
+  SearchResult result;
+  while (lowest > 1 && result.scanned < options_.max_search_scan &&
+         result.messages.size() < limit) {
+    const std::size_t chunk =
+        std::min<std::size_t>({kSearchChunk, options_.max_search_scan - result.scanned, lowest - 1});
+    const Seq after = lowest - 1 - chunk;
+    auto items = store_.readInbox(who.user, after, chunk);
+    if (!items) return std::unexpected(items.error());
+    bool stopped = false;
+    for (auto it = items->rbegin(); it != items->rend(); ++it) {
+      ++result.scanned;
+      lowest = it->seq;
+      const store::Message& m = it->message;
+      if (m.content_type.starts_with("text/") &&
+          std::search(m.body.begin(), m.body.end(), searcher) != m.body.end()) {
+        auto name = usernameOf(m.sender);
+        if (!name) return std::unexpected(name.error());
+        result.messages.push_back(MessageView{it->seq, std::move(it->message), std::move(*name)});
+        if (result.messages.size() >= limit) {
+          stopped = true;
+          break;
+        }
+      }
+    }
+    if (!stopped) lowest = after + 1;  // the store returned everything in (after, lowest)
+  }
+  result.complete = lowest <= 1;
+  result.next_before = result.complete ? 0 : lowest;
+  return result;
 }
 
 Result<std::vector<MessageView>> Service::history(const Principal& who,

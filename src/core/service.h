@@ -43,6 +43,8 @@ struct ServiceOptions {
   std::size_t max_body_bytes = 64 * 1024;
   std::size_t max_page = 500;  // most items one sync/history/list returns
   std::size_t max_group_members = 1000;
+  // Most inbox items one search() examines (newest first); bounds the work of one request.
+  std::size_t max_search_scan = 5000;
   // Failed logins per username: a burst, refilled at a rate per minute (0: no limit). Guessing
   // a password costs an attacker these many tries per minute, whatever its addresses.
   double failed_logins_burst = 10;
@@ -91,6 +93,18 @@ struct SyncResult {
   Seq last_seq = 0;
   bool has_more = false;
 };
+
+struct SearchResult {
+  std::vector<MessageView> messages;  // newest first, each with its inbox seq
+  std::size_t scanned = 0;            // inbox items examined
+  // true: every older item was examined, so no older match exists. false: the scan stopped
+  // (at the limit of matches or of max_search_scan); pass `next_before` to go on.
+  bool complete = false;
+  Seq next_before = 0;  // the lowest seq examined (0 when complete)
+};
+
+// The longest search keyword, in bytes.
+inline constexpr std::size_t kMaxSearchQuery = 256;
 
 struct GroupView {
   store::Group group;
@@ -166,6 +180,15 @@ class Service {
   // BadRequest (conversation id), NotFound (group), Forbidden (not a participant).
   Result<std::vector<MessageView>> history(const Principal& who, std::string_view conversation,
                                            Seq before, std::size_t limit);
+
+  // The caller's inbox messages (sent and received, private and group) whose text body
+  // (content type text/*) contains `keyword` — ASCII letters case-insensitively, other bytes
+  // exactly, so UTF-8 keywords match whole characters only — newest first, at most `limit`.
+  // Examines the inbox backwards from seq `before` - 1 (0: from the newest), at most
+  // options().max_search_scan items. Errors: BadRequest (keyword empty, over kMaxSearchQuery
+  // bytes or not UTF-8).
+  Result<SearchResult> search(const Principal& who, std::string_view keyword, Seq before,
+                              std::size_t limit);
 
   // The users who share a group other than the lobby with `user` (its presence audience),
   // ascending, without `user` itself.

@@ -60,6 +60,7 @@ class ServiceTest : public ::testing::Test {
     options.password_cost = PasswordCost::minimum();
     options.token_ttl_ms = 60'000;
     options.max_body_bytes = 1024;
+    options.max_search_scan = max_search_scan_;
     auto service = Service::create(*store_, clock_, metrics_, options);
     ASSERT_TRUE(service) << service.error().message;
     service_ = std::move(*service);
@@ -102,6 +103,7 @@ class ServiceTest : public ::testing::Test {
   }
 
   std::string dir_;
+  std::size_t max_search_scan_ = 5000;
   ManualClock clock_{Snowflake::kEpochMs + 1'000'000};
   MetricsRegistry metrics_;
   RecordingSink sink_;
@@ -380,6 +382,83 @@ TEST_F(ServiceTest, FindUsersByPrefix) {
   EXPECT_EQ((*found)[0].username, "alice");
   EXPECT_EQ(service_->findUsers("", 10)->size(), 3u);
   EXPECT_EQ(service_->findUsers("a b", 10).error().code, Errc::BadRequest);
+}
+
+TEST_F(ServiceTest, SearchFindsTheCallersMessagesNewestFirst) {
+  auto alice = user("alice");
+  auto bob = user("bob");
+  auto carol = user("carol");
+  ASSERT_TRUE(sendTo(bob, "alice", "Lunch at noon?"));
+  ASSERT_TRUE(sendTo(alice, "bob", "sure, LUNCH it is"));
+  ASSERT_TRUE(sendGroup(carol, kLobbyId, "lunch for everyone"));
+  ASSERT_TRUE(sendTo(bob, "carol", "lunch without alice"));  // not in alice's inbox
+  ASSERT_TRUE(sendTo(bob, "alice", "café crème"));
+  SendRequest binary;
+  binary.to_user = "alice";
+  binary.body = "lunch";
+  binary.content_type = "application/octet-stream";  // not text: not searched
+  ASSERT_TRUE(send(bob, std::move(binary)));
+
+  auto found = service_->search(alice, "lUnCh", 0, 10);
+  ASSERT_TRUE(found) << found.error().message;
+  ASSERT_EQ(found->messages.size(), 3u);
+  EXPECT_EQ(found->messages[0].message.body, "lunch for everyone");
+  EXPECT_EQ(found->messages[0].message.conversation, "g:1");
+  EXPECT_EQ(found->messages[0].from, "carol");
+  EXPECT_EQ(found->messages[1].message.body, "sure, LUNCH it is");
+  EXPECT_EQ(found->messages[2].message.body, "Lunch at noon?");
+  EXPECT_GT(found->messages[0].seq, found->messages[1].seq);
+  EXPECT_TRUE(found->complete);
+  EXPECT_EQ(found->next_before, 0u);
+  EXPECT_EQ(found->scanned, 5u);
+
+  // UTF-8: whole characters, exact bytes outside ASCII (É is not folded to é).
+  EXPECT_EQ(service_->search(alice, "CAFÉ", 0, 10)->messages.size(), 0u);
+  EXPECT_EQ(service_->search(alice, "CAFé CRèME", 0, 10)->messages.size(), 1u);
+
+  // The limit of matches stops the scan; next_before goes on from there.
+  auto first = service_->search(alice, "lunch", 0, 1);
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->messages.size(), 1u);
+  EXPECT_FALSE(first->complete);
+  EXPECT_EQ(first->next_before, first->messages[0].seq);
+  auto rest = service_->search(alice, "lunch", first->next_before, 10);
+  ASSERT_TRUE(rest);
+  ASSERT_EQ(rest->messages.size(), 2u);
+  EXPECT_EQ(rest->messages[0].message.body, "sure, LUNCH it is");
+  EXPECT_TRUE(rest->complete);
+
+  EXPECT_EQ(service_->search(alice, "", 0, 10).error().code, Errc::BadRequest);
+  EXPECT_EQ(service_->search(alice, std::string(kMaxSearchQuery + 1, 'x'), 0, 10).error().code,
+            Errc::BadRequest);
+  EXPECT_EQ(service_->search(alice, "\xff", 0, 10).error().code, Errc::BadRequest);
+  EXPECT_TRUE(service_->search(user("dave"), "lunch", 0, 10)->complete);  // empty inbox
+}
+
+TEST_F(ServiceTest, SearchExaminesAtMostTheConfiguredNumberOfItems) {
+  max_search_scan_ = 300;  // more than one store read (256), less than the inbox
+  reopen();
+  auto alice = user("alice");
+  auto bob = user("bob");
+  ASSERT_TRUE(sendTo(bob, "alice", "needle"));  // seq 1: outside the scanned window
+  for (int i = 0; i < 400; ++i) ASSERT_TRUE(sendTo(bob, "alice", "hay " + std::to_string(i)));
+  ASSERT_TRUE(sendTo(bob, "alice", "another needle"));  // seq 402
+
+  auto found = service_->search(alice, "needle", 0, 10);
+  ASSERT_TRUE(found);
+  ASSERT_EQ(found->messages.size(), 1u);
+  EXPECT_EQ(found->messages[0].message.body, "another needle");
+  EXPECT_EQ(found->scanned, 300u);
+  EXPECT_FALSE(found->complete);
+  EXPECT_EQ(found->next_before, 103u);  // seqs 402 … 103 were examined
+
+  auto older = service_->search(alice, "needle", found->next_before, 10);
+  ASSERT_TRUE(older);
+  EXPECT_EQ(older->scanned, 102u);
+  EXPECT_TRUE(older->complete);
+  ASSERT_EQ(older->messages.size(), 1u);
+  EXPECT_EQ(older->messages[0].message.body, "needle");
+  EXPECT_EQ(older->messages[0].seq, 1u);
 }
 
 }  // namespace

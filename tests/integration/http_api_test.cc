@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cctype>
 #include <boost/json.hpp>
 
 #include "support/http_client.h"
@@ -166,6 +167,66 @@ TEST_F(HttpApiTest, ChatSyncAckAndHistory) {
   ASSERT_EQ(older.status, 200);
   ASSERT_EQ(older.json().at("messages").as_array().size(), 1u);
   EXPECT_FALSE(older.json().at("has_more").as_bool());
+}
+
+TEST_F(HttpApiTest, SearchTheCallersMessages) {
+  const std::string a = unique("alice"), b = unique("bob"), c = unique("carol");
+  auto alice = login(a);
+  auto bob = login(b);
+  auto carol = login(c);
+  const std::string word = unique("Kumquat");  // unique: the lobby is shared between tests
+  ASSERT_EQ(bob.post("/api/v1/messages", json::object{{"to_user", a}, {"body", "a " + word}}).status,
+            200);
+  ASSERT_EQ(carol.post("/api/v1/messages", json::object{{"to_user", b}, {"body", word}}).status,
+            200);  // not alice's
+  ASSERT_EQ(alice.post("/api/v1/messages",
+                       json::object{{"to_group", "lobby"}, {"body", "my " + word + " 🍊"}})
+                .status,
+            200);
+
+  // Case-insensitive for ASCII, UTF-8 in the query (percent-encoded), newest first.
+  std::string lower = word;
+  for (char& ch : lower) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  auto found = alice.get("/api/v1/messages/search?q=" + lower + "%20%F0%9F%8D%8A");
+  ASSERT_EQ(found.status, 200) << found.body;
+  auto fv = found.json();
+  ASSERT_EQ(fv.at("messages").as_array().size(), 1u);
+  EXPECT_EQ(str(fv.at("messages").as_array()[0], "conversation"), "g:1");
+
+  auto both = alice.get("/api/v1/messages/search?q=" + lower + "&limit=10");
+  ASSERT_EQ(both.status, 200) << both.body;
+  auto bv = both.json();
+  const auto& items = bv.at("messages").as_array();
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_EQ(str(items[0], "from"), a);
+  EXPECT_EQ(str(items[0], "body"), "my " + word + " 🍊");
+  EXPECT_EQ(str(items[1], "from"), b);
+  EXPECT_EQ(str(items[1], "body"), "a " + word);
+  EXPECT_EQ(str(items[1], "content_type"), "text/plain");
+  EXPECT_FALSE(str(items[1], "msg_id").empty());
+  EXPECT_GT(num(items[0], "seq"), num(items[1], "seq"));
+  EXPECT_GT(num(items[1], "conv_seq"), 0);
+  EXPECT_TRUE(bv.at("complete").as_bool());
+  EXPECT_TRUE(bv.at("next_before").is_null());
+  EXPECT_GE(num(bv, "scanned"), 2);
+
+  auto one = alice.get("/api/v1/messages/search?q=" + word + "&limit=1");
+  ASSERT_EQ(one.status, 200);
+  EXPECT_FALSE(one.json().at("complete").as_bool());
+  auto next = num(one.json(), "next_before");
+  auto rest = alice.get("/api/v1/messages/search?q=" + word + "&before=" + std::to_string(next));
+  ASSERT_EQ(rest.status, 200);
+  ASSERT_EQ(rest.json().at("messages").as_array().size(), 1u);
+  EXPECT_EQ(str(rest.json().at("messages").as_array()[0], "from"), b);
+
+  EXPECT_EQ(alice.get("/api/v1/messages/search").status, 400);
+  EXPECT_EQ(alice.get("/api/v1/messages/search?q=").status, 400);
+  EXPECT_EQ(alice.get("/api/v1/messages/search?q=" + std::string(257, 'x')).status, 400);
+  EXPECT_EQ(alice.get("/api/v1/messages/search?q=%FF").status, 400);
+  EXPECT_EQ(alice.get("/api/v1/messages/search?q=x&limit=0").status, 400);
+  EXPECT_EQ(alice.get("/api/v1/messages/search?q=x&limit=abc").status, 400);
+  EXPECT_EQ(alice.post("/api/v1/messages/search", json::object{}).status, 405);
+  EXPECT_EQ(client().get("/api/v1/messages/search?q=x").status, 401);
 }
 
 TEST_F(HttpApiTest, GroupsEndToEnd) {
