@@ -1,0 +1,582 @@
+// Unit tests of the SDK's pure parts: backoff, ordering, the outbox, URLs, the two wires and
+// the HTTP answers' parsers.
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+#include <set>
+
+#include "client/backoff.h"
+#include "client/client.h"
+#include "client/http_internal.h"
+#include "client/inbox_order.h"
+#include "client/outbox.h"
+#include "client/pipe.h"
+#include "client/wire.h"
+#include "protocol/native.h"
+#include "protocol/stomp.h"
+
+namespace pigeon::client {
+namespace {
+
+using std::chrono::milliseconds;
+using Kind = WireEvent::Kind;
+
+// ---- backoff ---------------------------------------------------------------------------------
+
+TEST(Backoff, FullJitterStaysUnderTheDoublingCeiling) {
+  Backoff b(milliseconds(100), milliseconds(2000), 42);
+  const std::int64_t ceilings[] = {100, 200, 400, 800, 1600, 2000, 2000, 2000};
+  for (std::int64_t c : ceilings) {
+    EXPECT_EQ(b.ceiling().count(), c);
+    const auto d = b.next();
+    EXPECT_GE(d.count(), 0);
+    EXPECT_LE(d.count(), c);
+  }
+  EXPECT_EQ(b.attempt(), 8u);
+  b.reset();
+  EXPECT_EQ(b.attempt(), 0u);
+  EXPECT_EQ(b.ceiling().count(), 100);
+}
+
+TEST(Backoff, JitterSpreadsOverTheWholeRange) {
+  Backoff b(milliseconds(1000), milliseconds(1000), 7);
+  std::int64_t lo = 1000, hi = 0;
+  for (int i = 0; i < 2000; ++i) {
+    const auto d = b.next().count();
+    ASSERT_LE(d, 1000);
+    lo = std::min(lo, d);
+    hi = std::max(hi, d);
+  }
+  EXPECT_LT(lo, 50);   // full jitter reaches near zero…
+  EXPECT_GT(hi, 950);  // …and near the ceiling
+}
+
+TEST(Backoff, NeverOverflowsAfterManyAttempts) {
+  Backoff b(milliseconds(1), milliseconds(30'000), 1);
+  for (int i = 0; i < 500; ++i) ASSERT_LE(b.next().count(), 30'000);
+  EXPECT_EQ(b.ceiling().count(), 30'000);
+}
+
+TEST(Backoff, CorrectsBadBounds) {
+  Backoff b(milliseconds(0), milliseconds(0), 1);  // min raised to 1, max to min
+  EXPECT_EQ(b.ceiling().count(), 1);
+  EXPECT_LE(b.next().count(), 1);
+}
+
+// ---- ordering --------------------------------------------------------------------------------
+
+TEST(InboxOrder, DeliversInOrderDropsDuplicatesReportsGaps) {
+  InboxOrder o(3, true);
+  EXPECT_EQ(o.take(2), InboxOrder::Verdict::Duplicate);
+  EXPECT_EQ(o.take(3), InboxOrder::Verdict::Duplicate);
+  EXPECT_EQ(o.take(4), InboxOrder::Verdict::Deliver);
+  EXPECT_EQ(o.take(6), InboxOrder::Verdict::Gap);
+  EXPECT_EQ(o.last(), 4u);  // a gap takes nothing
+  EXPECT_EQ(o.take(5), InboxOrder::Verdict::Deliver);
+  EXPECT_EQ(o.take(6), InboxOrder::Verdict::Deliver);
+  EXPECT_EQ(o.last(), 6u);
+}
+
+TEST(InboxOrder, UnknownBaseIsSetByTheFirstMessage) {
+  InboxOrder o;
+  EXPECT_FALSE(o.known());
+  EXPECT_EQ(o.take(17), InboxOrder::Verdict::Deliver);
+  EXPECT_TRUE(o.known());
+  EXPECT_EQ(o.take(17), InboxOrder::Verdict::Duplicate);
+  EXPECT_EQ(o.take(19), InboxOrder::Verdict::Gap);
+}
+
+TEST(InboxOrder, SyncStartSetsOrChecksTheBase) {
+  InboxOrder fresh;
+  EXPECT_TRUE(fresh.startAfter(10));
+  EXPECT_EQ(fresh.take(11), InboxOrder::Verdict::Deliver);
+
+  InboxOrder o(10, true);
+  EXPECT_TRUE(o.startAfter(8));  // older: the repeats are dropped
+  EXPECT_EQ(o.take(9), InboxOrder::Verdict::Duplicate);
+  EXPECT_EQ(o.take(11), InboxOrder::Verdict::Deliver);
+  EXPECT_FALSE(o.startAfter(20));  // past what we saw: reported, adopted
+  EXPECT_EQ(o.take(21), InboxOrder::Verdict::Deliver);
+}
+
+// ---- outbox ----------------------------------------------------------------------------------
+
+OutgoingMessage msg(std::string id) {
+  OutgoingMessage m;
+  m.to = Destination::toUser("bob");
+  m.body = "b-" + id;
+  m.client_msg_id = std::move(id);
+  return m;
+}
+
+TEST(Outbox, WritesOnceThenRewindsInOrder) {
+  Outbox box;
+  box.push(msg("a"));
+  box.push(msg("b"));
+  box.push(msg("c"));
+  auto* a = box.nextToWrite();
+  auto* b = box.nextToWrite();
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->message.client_msg_id, "a");
+  EXPECT_EQ(b->message.client_msg_id, "b");
+  EXPECT_FALSE(a->retry);
+  // "a" answered; the connection drops with b written and c not.
+  ASSERT_TRUE(box.complete("a"));
+  box.rewind();
+  std::vector<std::string> order;
+  std::vector<bool> retry;
+  while (auto* e = box.nextToWrite()) {
+    order.push_back(e->message.client_msg_id);
+    retry.push_back(e->retry);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"b", "c"}));
+  EXPECT_EQ(retry, (std::vector<bool>{true, false}));
+  EXPECT_FALSE(box.complete("zzz"));
+  EXPECT_EQ(box.size(), 2u);
+}
+
+TEST(Outbox, RefusalInTheMiddleKeepsTheRestInOrder) {
+  Outbox box;
+  for (auto id : {"1", "2", "3", "4"}) box.push(msg(id));
+  box.nextToWrite();
+  box.nextToWrite();
+  box.nextToWrite();
+  auto refused = box.complete("2");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->body, "b-2");
+  auto* next = box.nextToWrite();
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->message.client_msg_id, "4");
+  EXPECT_EQ(box.nextToWrite(), nullptr);
+  auto all = box.takeAll();
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].message.client_msg_id, "1");
+  EXPECT_TRUE(box.empty());
+}
+
+TEST(ClientMsgIds, UniqueAndValid) {
+  ClientMsgIds a(1), b(2);
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    for (auto* g : {&a, &b}) {
+      auto id = g->next();
+      EXPECT_TRUE(validClientMsgId(id)) << id;
+      EXPECT_TRUE(seen.insert(id).second) << id;
+    }
+  }
+  EXPECT_FALSE(validClientMsgId(""));
+  EXPECT_FALSE(validClientMsgId("has space"));
+  EXPECT_FALSE(validClientMsgId(std::string(65, 'x')));
+  EXPECT_TRUE(validClientMsgId(std::string(64, 'x')));
+}
+
+// ---- URLs and conversations ------------------------------------------------------------------
+
+TEST(Endpoint, ParsesEverySchemeWithDefaults) {
+  auto http = parseEndpoint("http://127.0.0.1:8080");
+  ASSERT_TRUE(http) << http.error().message;
+  EXPECT_EQ(http->scheme, "http");
+  EXPECT_EQ(http->host, "127.0.0.1");
+  EXPECT_EQ(http->port, 8080);
+  EXPECT_EQ(http->target, "/");
+  EXPECT_FALSE(http->tls);
+
+  auto https = parseEndpoint("HTTPS://chat.example.org/pigeon");
+  ASSERT_TRUE(https);
+  EXPECT_EQ(https->scheme, "https");
+  EXPECT_EQ(https->port, 443);
+  EXPECT_EQ(https->target, "/pigeon");
+  EXPECT_TRUE(https->tls);
+
+  auto ws = parseEndpoint("ws://localhost:9/ws?x=1");
+  ASSERT_TRUE(ws);
+  EXPECT_EQ(ws->target, "/ws?x=1");
+  auto wss = parseEndpoint("wss://h/ws");
+  ASSERT_TRUE(wss);
+  EXPECT_EQ(wss->port, 443);
+  EXPECT_TRUE(wss->tls);
+
+  auto tcp = parseEndpoint("tcp://127.0.0.1:9090");
+  ASSERT_TRUE(tcp);
+  EXPECT_EQ(tcp->port, 9090);
+  EXPECT_FALSE(tcp->tls);
+  auto tls = parseEndpoint("tls://[::1]:9443");
+  ASSERT_TRUE(tls);
+  EXPECT_EQ(tls->host, "::1");
+  EXPECT_TRUE(tls->tls);
+}
+
+TEST(Endpoint, RefusesWhatItCannotConnectTo) {
+  for (const char* bad : {"", "127.0.0.1:8080", "ftp://h:1", "tcp://h", "tls://h", "http://:80",
+                          "http://h:0", "http://h:70000", "http://h:x", "not a url"}) {
+    auto e = parseEndpoint(bad);
+    EXPECT_FALSE(e) << bad;
+    if (!e) {
+      EXPECT_EQ(e.error().code, Errc::BadRequest);
+    }
+  }
+}
+
+TEST(Conversation, ParsesGroupAndPrivateIds) {
+  auto g = parseConversation("g:20486337843200001");
+  ASSERT_TRUE(g);
+  EXPECT_TRUE(g->isGroup());
+  EXPECT_EQ(g->group, 20486337843200001u);
+  auto p = parseConversation("p:3:12");
+  ASSERT_TRUE(p);
+  EXPECT_FALSE(p->isGroup());
+  EXPECT_EQ(p->user_lo, 3u);
+  EXPECT_EQ(p->user_hi, 12u);
+  for (const char* bad : {"", "g:", "g:0", "g:x", "p:1", "p:2:1", "p:0:1", "x:1:2", "p:1:2:3"}) {
+    EXPECT_FALSE(parseConversation(bad)) << bad;
+  }
+}
+
+TEST(Utf8, ValidatesLikeWebSocketNeeds) {
+  EXPECT_TRUE(isUtf8("plain ascii\n"));
+  EXPECT_TRUE(isUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\xa6"));
+  EXPECT_FALSE(isUtf8("\xff"));
+  EXPECT_FALSE(isUtf8("\xc3"));              // truncated
+  EXPECT_FALSE(isUtf8("\xc0\xaf"));          // overlong
+  EXPECT_FALSE(isUtf8("\xed\xa0\x80"));      // surrogate
+  EXPECT_FALSE(isUtf8("\xf4\x90\x80\x80"));  // past U+10FFFF
+  EXPECT_TRUE(isUtf8(std::string_view("a\0b", 3)));
+}
+
+// ---- the STOMP wire --------------------------------------------------------------------------
+
+std::vector<protocol::StompFrame> parseStomp(const std::string& bytes) {
+  protocol::StompParser p;
+  p.feed(bytes);
+  std::vector<protocol::StompFrame> frames;
+  for (;;) {
+    auto s = p.next();
+    if (s == protocol::StompParser::Status::Frame) {
+      frames.push_back(p.frame());
+    } else if (s != protocol::StompParser::Status::Heartbeat) {
+      break;
+    }
+  }
+  return frames;
+}
+
+std::vector<WireEvent> decodeAll(Wire& w, const std::string& bytes) {
+  w.feed(bytes);
+  std::vector<WireEvent> out;
+  WireEvent ev;
+  while (w.next(ev)) out.push_back(ev);
+  return out;
+}
+
+TEST(StompWire, EncodesTheClientSide) {
+  auto w = makeStompWire(1 << 20);
+  std::string out;
+  w->hello(out, Hello{"tok", "phone", "127.0.0.1", milliseconds(250), true});
+  w->subscribe(out, 41, true);
+  OutgoingMessage m;
+  m.to = Destination::toGroup(kLobbyGroup);
+  m.body = std::string("hi\0there", 8);
+  m.client_msg_id = "c:1";
+  w->send(out, m);
+  m.to = Destination::toUser("bob");
+  w->send(out, m);
+  w->ack(out, 42);
+  w->bye(out);
+  auto frames = parseStomp(out);
+  ASSERT_EQ(frames.size(), 7u);
+  EXPECT_EQ(frames[0].command, "CONNECT");
+  EXPECT_EQ(*frames[0].header("accept-version"), "1.2");
+  EXPECT_EQ(*frames[0].header("passcode"), "tok");
+  EXPECT_EQ(*frames[0].header("heart-beat"), "250,250");
+  EXPECT_EQ(frames[1].command, "SUBSCRIBE");
+  EXPECT_EQ(*frames[1].header("destination"), "/user/queue/messages");
+  EXPECT_EQ(*frames[1].header("ack"), "client");
+  EXPECT_EQ(*frames[1].header("since"), "41");
+  EXPECT_EQ(*frames[2].header("destination"), "/topic/presence");
+  EXPECT_EQ(frames[3].command, "SEND");
+  EXPECT_EQ(*frames[3].header("destination"), "/app/group/1");
+  EXPECT_EQ(*frames[3].header("client-msg-id"), "c:1");
+  EXPECT_EQ(*frames[3].header("receipt"), "s:c:1");
+  EXPECT_EQ(*frames[4].header("destination"), "/app/p2p/bob");
+  EXPECT_EQ(frames[5].command, "ACK");
+  EXPECT_EQ(*frames[5].header("id"), "42");
+  EXPECT_EQ(frames[3].body, std::string("hi\0there", 8));
+  EXPECT_EQ(frames[6].command, "DISCONNECT");
+  EXPECT_EQ(*frames[6].header("receipt"), "bye");
+
+  std::string fresh;
+  w->subscribe(fresh, 0, false);
+  auto sub = parseStomp(fresh);
+  ASSERT_EQ(sub.size(), 1u);
+  EXPECT_EQ(sub[0].header("since"), nullptr);  // after the device's cursor
+  std::string beat;
+  w->ping(beat, 1);
+  EXPECT_EQ(beat, "\n");
+}
+
+TEST(StompWire, NegotiatesHeartBeats) {
+  auto w = makeStompWire(1 << 20);
+  std::string out;
+  w->hello(out, Hello{"t", "", "h", milliseconds(200), false});
+  std::string wire = "CONNECTED\nversion:1.2\nheart-beat:1000,500\nuser-id:7\nuser-name:al\n\n";
+  wire.push_back('\0');
+  auto ev = decodeAll(*w, wire);
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, Kind::Connected);
+  EXPECT_EQ(ev[0].user_id, 7u);
+  EXPECT_EQ(ev[0].username, "al");
+  EXPECT_EQ(ev[0].beat_every, milliseconds(500));     // max(ours 200, server wants 500)
+  EXPECT_EQ(ev[0].expect_every, milliseconds(1000));  // max(ours 200, server sends 1000)
+
+  auto quiet = makeStompWire(1 << 20);
+  quiet->hello(out, Hello{"t", "", "h", milliseconds(200), false});
+  std::string zero = "CONNECTED\nversion:1.2\nheart-beat:0,0\n\n";
+  zero.push_back('\0');
+  auto ev2 = decodeAll(*quiet, zero);
+  ASSERT_EQ(ev2.size(), 1u);
+  EXPECT_EQ(ev2[0].beat_every, milliseconds(0));
+  EXPECT_EQ(ev2[0].expect_every, milliseconds(0));
+  auto beats = decodeAll(*quiet, "\n");
+  ASSERT_EQ(beats.size(), 1u);
+  EXPECT_EQ(beats[0].kind, Kind::Pong);  // a heart-beat EOL counts as life
+}
+
+TEST(StompWire, DecodesMessagesReceiptsPresence) {
+  auto w = makeStompWire(1 << 20);
+  std::string in;
+  protocol::appendFrame(in, "MESSAGE",
+                        {{"subscription", "sub-0"}, {"message-id", "5"}, {"ack", "5"}, {"seq", "5"},
+                         {"msg-id", "123456789012345"}, {"client-msg-id", "m-1"},
+                         {"conversation", "p:1:2"}, {"conv-seq", "3"}, {"from", "bob"},
+                         {"sent-at", "1795000000000"}, {"content-type", "text/plain"}},
+                        std::string("he\0llo", 6));
+  protocol::appendFrame(in, "RECEIPT",
+                        {{"receipt-id", "s:m-9"}, {"msg-id", "99"}, {"seq", "6"},
+                         {"conversation", "g:1"}, {"conv-seq", "12"}, {"duplicate", "true"}});
+  protocol::appendFrame(in, "MESSAGE",
+                        {{"subscription", "sub-1"}, {"content-type", "application/json"}},
+                        R"({"user_id":"2","username":"bob","online":true})");
+  protocol::appendFrame(in, "RECEIPT", {{"receipt-id", "bye"}});
+  protocol::appendFrame(in, "RECEIPT", {{"receipt-id", "other"}});
+  auto ev = decodeAll(*w, in);
+  ASSERT_EQ(ev.size(), 5u);
+  ASSERT_EQ(ev[0].kind, Kind::Message);
+  const Message& m = ev[0].message;
+  EXPECT_EQ(m.seq, 5u);
+  EXPECT_EQ(m.msg_id, 123456789012345u);
+  EXPECT_EQ(m.client_msg_id, "m-1");
+  EXPECT_EQ(m.conversation, "p:1:2");  // escaped as p\c1\c2 on the wire
+  EXPECT_EQ(m.conv_seq, 3u);
+  EXPECT_EQ(m.from, "bob");
+  EXPECT_EQ(m.sent_at_ms, 1795000000000);
+  EXPECT_EQ(m.body, std::string("he\0llo", 6));
+  ASSERT_EQ(ev[1].kind, Kind::SendOk);
+  EXPECT_EQ(ev[1].ref, "m-9");
+  EXPECT_EQ(ev[1].receipt.msg_id, 99u);
+  EXPECT_EQ(ev[1].receipt.seq, 6u);
+  EXPECT_EQ(ev[1].receipt.conv_seq, 12u);
+  EXPECT_TRUE(ev[1].receipt.duplicate);
+  ASSERT_EQ(ev[2].kind, Kind::Presence);
+  EXPECT_EQ(ev[2].presence.user_id, 2u);
+  EXPECT_EQ(ev[2].presence.username, "bob");
+  EXPECT_TRUE(ev[2].presence.online);
+  EXPECT_EQ(ev[3].kind, Kind::Goodbye);
+  EXPECT_EQ(ev[4].kind, Kind::Other);
+}
+
+TEST(StompWire, ClassifiesErrors) {
+  auto one = [](std::initializer_list<std::pair<std::string_view, std::string_view>> headers,
+                std::string body) {
+    auto w = makeStompWire(1 << 20);
+    std::string in;
+    protocol::appendFrame(in, "ERROR", headers, body);
+    auto ev = decodeAll(*w, in);
+    EXPECT_EQ(ev.size(), 1u);
+    return ev.at(0);
+  };
+  auto refused = one({{"message", "no such recipient"}, {"receipt-id", "s:m-3"}}, "user 'zed' does not exist");
+  EXPECT_EQ(refused.kind, Kind::SendRefused);
+  EXPECT_EQ(refused.ref, "m-3");
+  EXPECT_EQ(refused.error.code, Errc::NotFound);
+  EXPECT_EQ(refused.error.message, "no such recipient: user 'zed' does not exist");
+  EXPECT_TRUE(refused.fatal);
+  EXPECT_FALSE(refused.transient);
+
+  auto busy = one({{"message", "server unavailable"}, {"receipt-id", "s:m-4"}}, "");
+  EXPECT_EQ(busy.kind, Kind::SendRefused);
+  EXPECT_TRUE(busy.transient);
+
+  EXPECT_EQ(one({{"message", "kicked"}}, "again elsewhere").kind, Kind::Kicked);
+  EXPECT_EQ(one({{"message", "authentication failed"}}, "token expired").kind, Kind::AuthFailed);
+  auto fatal = one({{"message", "invalid ack"}}, "seq 9 was not delivered");
+  EXPECT_EQ(fatal.kind, Kind::Fatal);
+  EXPECT_EQ(fatal.error.message, "invalid ack: seq 9 was not delivered");
+}
+
+TEST(StompWire, GarbageIsOneFatalEvent) {
+  auto w = makeStompWire(1 << 20);
+  auto ev = decodeAll(*w, std::string("lowercase\n\n") + '\0');
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, Kind::Fatal);
+  EXPECT_TRUE(decodeAll(*w, "MORE").empty());
+}
+
+// ---- the native wire -------------------------------------------------------------------------
+
+std::vector<protocol::pb::Envelope> parseNative(const std::string& bytes) {
+  protocol::NativeParser p;
+  p.feed(bytes);
+  std::vector<protocol::pb::Envelope> out;
+  while (p.next() == protocol::NativeParser::Status::Frame) out.push_back(p.envelope());
+  return out;
+}
+
+std::string nativeFrame(const protocol::pb::Envelope& e) {
+  std::string out;
+  protocol::appendNative(out, e);
+  return out;
+}
+
+TEST(NativeWire, EncodesTheClientSide) {
+  auto w = makeNativeWire(1 << 20);
+  std::string out;
+  w->hello(out, Hello{"tok", "phone", "h", milliseconds(300), true});
+  w->subscribe(out, 17, false);
+  OutgoingMessage m;
+  m.to = Destination::toGroup(5);
+  m.body = "x";
+  m.client_msg_id = "c-1";
+  w->send(out, m);
+  w->ack(out, 18);
+  w->ping(out, 77);
+  w->bye(out);
+  auto e = parseNative(out);
+  ASSERT_EQ(e.size(), 6u);
+  EXPECT_EQ(e[0].login().token(), "tok");
+  EXPECT_EQ(e[0].login().device(), "phone");
+  EXPECT_EQ(e[0].login().heartbeat_ms(), 300u);
+  EXPECT_TRUE(e[0].login().presence());
+  EXPECT_EQ(e[1].sync().since(), 17u);
+  EXPECT_EQ(e[1].sync().ack_mode(), protocol::pb::ACK_CLIENT);
+  EXPECT_EQ(e[2].send().group(), 5u);
+  EXPECT_EQ(e[2].send().client_msg_id(), "c-1");
+  EXPECT_EQ(e[2].send().content_type(), "text/plain");
+  EXPECT_EQ(e[3].ack().seq(), 18u);
+  EXPECT_TRUE(e[3].ack().cumulative());
+  EXPECT_EQ(e[4].ping().nonce(), 77u);
+  EXPECT_TRUE(e[5].has_bye());
+}
+
+TEST(NativeWire, DecodesTheServerSide) {
+  namespace pb = protocol::pb;
+  auto w = makeNativeWire(1 << 20);
+  std::string hello;
+  w->hello(hello, Hello{"t", "", "h", milliseconds(300), false});
+  std::string in;
+  pb::Envelope e;
+  e.mutable_login_result()->set_user_id(3);
+  e.mutable_login_result()->set_username("al");
+  in += nativeFrame(e);
+  e.Clear();
+  e.mutable_sync_started()->set_from_seq(9);
+  in += nativeFrame(e);
+  e.Clear();
+  auto* d = e.mutable_deliver();
+  d->set_seq(10);
+  d->set_msg_id(555);
+  d->set_conversation("g:1");
+  d->set_from("bob");
+  d->set_body("hey");
+  in += nativeFrame(e);
+  e.Clear();
+  e.mutable_send_ack()->set_client_msg_id("c-1");
+  e.mutable_send_ack()->set_seq(11);
+  e.mutable_send_ack()->set_sent_at_ms(1234);
+  in += nativeFrame(e);
+  e.Clear();
+  e.mutable_error()->set_code("no_such_recipient");
+  e.mutable_error()->set_text("user 'zed' does not exist");
+  e.mutable_error()->set_ref("c-2");
+  in += nativeFrame(e);
+  e.Clear();
+  e.mutable_error()->set_code("unauthenticated");
+  e.mutable_error()->set_fatal(true);
+  in += nativeFrame(e);
+  e.Clear();
+  e.mutable_kicked()->set_reason("again");
+  in += nativeFrame(e);
+  e.Clear();
+  e.mutable_pong()->set_nonce(1);
+  in += nativeFrame(e);
+  e.Clear();
+  e.mutable_bye();
+  in += nativeFrame(e);
+  e.Clear();
+  e.mutable_error()->set_code("unavailable");
+  e.mutable_error()->set_fatal(true);
+  in += nativeFrame(e);
+
+  auto ev = decodeAll(*w, in);
+  ASSERT_EQ(ev.size(), 10u);
+  EXPECT_EQ(ev[0].kind, Kind::Connected);
+  EXPECT_EQ(ev[0].beat_every, milliseconds(300));
+  EXPECT_EQ(ev[0].expect_every, milliseconds(300));
+  EXPECT_EQ(ev[1].kind, Kind::SyncStarted);
+  EXPECT_EQ(ev[1].seq, 9u);
+  EXPECT_EQ(ev[2].kind, Kind::Message);
+  EXPECT_EQ(ev[2].message.seq, 10u);
+  EXPECT_EQ(ev[2].message.content_type, "text/plain");
+  EXPECT_EQ(ev[3].kind, Kind::SendOk);
+  EXPECT_EQ(ev[3].ref, "c-1");
+  EXPECT_EQ(ev[3].receipt.sent_at_ms, 1234);
+  EXPECT_EQ(ev[4].kind, Kind::SendRefused);
+  EXPECT_EQ(ev[4].error.code, Errc::NotFound);
+  EXPECT_FALSE(ev[4].fatal);
+  EXPECT_FALSE(ev[4].transient);
+  EXPECT_EQ(ev[5].kind, Kind::AuthFailed);
+  EXPECT_EQ(ev[6].kind, Kind::Kicked);
+  EXPECT_EQ(ev[6].error.message, "again");
+  EXPECT_EQ(ev[7].kind, Kind::Pong);
+  EXPECT_EQ(ev[8].kind, Kind::Goodbye);
+  EXPECT_EQ(ev[9].kind, Kind::Fatal);
+  EXPECT_TRUE(ev[9].transient);
+}
+
+TEST(NativeWire, OversizedFrameIsFatal) {
+  auto w = makeNativeWire(16);
+  protocol::pb::Envelope e;
+  e.mutable_deliver()->set_body(std::string(100, 'x'));
+  auto ev = decodeAll(*w, nativeFrame(e));
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, Kind::Fatal);
+}
+
+// ---- HTTP answers ----------------------------------------------------------------------------
+
+TEST(HttpParse, SessionAndHistory) {
+  auto s = parseSessionJson(boost::json::parse(
+      R"({"token":"abc","user_id":"12","username":"al","device":"d","expires_at":99,
+          "gateway":{"ws":"ws://127.0.0.1:1/ws","tcp":null}})"));
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->user_id, 12u);
+  EXPECT_EQ(s->gateway_ws, "ws://127.0.0.1:1/ws");
+  EXPECT_EQ(s->gateway_tcp, "");
+  EXPECT_EQ(s->expires_at_ms, 99);
+  EXPECT_FALSE(parseSessionJson(boost::json::parse(R"({"user_id":"12"})")));
+  EXPECT_FALSE(parseSessionJson(boost::json::parse("[1,2]")));
+
+  auto h = parseHistoryJson(boost::json::parse(
+      R"({"messages":[{"msg_id":"7","conversation":"g:1","conv_seq":4,"from":"bob","body":"x",
+                       "content_type":"text/plain","sent_at":5,"client_msg_id":"m"}],
+          "has_more":true})"));
+  ASSERT_TRUE(h);
+  ASSERT_EQ(h->messages.size(), 1u);
+  EXPECT_EQ(h->messages[0].msg_id, 7u);
+  EXPECT_EQ(h->messages[0].conv_seq, 4u);
+  EXPECT_EQ(h->messages[0].client_msg_id, "m");
+  EXPECT_TRUE(h->has_more);
+  EXPECT_FALSE(parseHistoryJson(boost::json::parse(R"({"messages":5})")));
+}
+
+}  // namespace
+}  // namespace pigeon::client
