@@ -1,0 +1,646 @@
+// The client SDK (src/client) against the real pigeond, over both transports (native TCP and
+// STOMP over WebSocket): chat, groups, offline messages, a server restart mid-session, a kicked
+// device, a dead connection (SIGSTOP), refused sends, a revoked token, and the HTTP helpers.
+// Each test has its own server. Nothing sleeps to wait: conditions are polled with deadlines.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "client/client.h"
+#include "support/pigeond_process.h"
+
+namespace pigeon::test {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using client::Client;
+using client::ClientOptions;
+using client::Destination;
+using client::Message;
+using client::Reason;
+using client::SendResult;
+using client::State;
+using client::StateChange;
+using client::Transport;
+
+// One io_context on one thread for everything a test does with the SDK.
+class Io {
+ public:
+  Io() : guard_(asio::make_work_guard(ctx_)), thread_([this] { ctx_.run(); }) {}
+  ~Io() {
+    guard_.reset();
+    ctx_.stop();
+    thread_.join();
+  }
+  asio::io_context& ctx() { return ctx_; }
+
+  // Runs `f` on the io thread and returns its result.
+  template <typename F>
+  auto run(F f) -> decltype(f()) {
+    std::packaged_task<decltype(f())()> task(std::move(f));
+    auto result = task.get_future();
+    asio::post(ctx_, [&task] { task(); });
+    return result.get();
+  }
+
+  // Starts an async SDK call with a callback on the io thread and waits for its result.
+  template <typename R, typename F>
+  R call(F start) {
+    std::promise<R> p;
+    auto result = p.get_future();
+    asio::post(ctx_, [&] { start([&p](R r) { p.set_value(std::move(r)); }); });
+    return result.get();
+  }
+
+ private:
+  asio::io_context ctx_;
+  asio::executor_work_guard<asio::io_context::executor_type> guard_;
+  std::thread thread_;
+};
+
+// Records everything the listener hears, for the test thread to poll.
+class Recorder : public client::Listener {
+ public:
+  void onMessages(std::span<const Message> messages) override {
+    std::lock_guard lock(mu_);
+    messages_.insert(messages_.end(), messages.begin(), messages.end());
+  }
+  void onSendResult(const SendResult& r) override {
+    std::lock_guard lock(mu_);
+    results_.push_back(r);
+  }
+  void onStateChange(const StateChange& s) override {
+    std::lock_guard lock(mu_);
+    states_.push_back(s);
+    state_times_.push_back(std::chrono::steady_clock::now());
+  }
+  void onKicked(const std::string&) override {
+    std::lock_guard lock(mu_);
+    ++kicked_;
+  }
+  void onError(const Error& e) override {
+    std::lock_guard lock(mu_);
+    errors_.push_back(e);
+  }
+  void onPresence(const client::PresenceChange& p) override {
+    std::lock_guard lock(mu_);
+    presence_.push_back(p);
+  }
+
+  std::vector<Message> messages() const {
+    std::lock_guard lock(mu_);
+    return messages_;
+  }
+  std::size_t messageCount() const {
+    std::lock_guard lock(mu_);
+    return messages_.size();
+  }
+  std::vector<std::string> bodies() const {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> out;
+    for (const auto& m : messages_) out.push_back(m.body);
+    return out;
+  }
+  std::vector<SendResult> results() const {
+    std::lock_guard lock(mu_);
+    return results_;
+  }
+  std::size_t okResults() const {
+    std::lock_guard lock(mu_);
+    std::size_t n = 0;
+    for (const auto& r : results_) n += r.receipt.has_value();
+    return n;
+  }
+  std::vector<StateChange> states() const {
+    std::lock_guard lock(mu_);
+    return states_;
+  }
+  // When the first state change matching `pred` at or after index `from` happened.
+  std::optional<std::chrono::steady_clock::time_point> when(
+      std::size_t from, const std::function<bool(const StateChange&)>& pred) const {
+    std::lock_guard lock(mu_);
+    for (std::size_t i = from; i < states_.size(); ++i) {
+      if (pred(states_[i])) return state_times_[i];
+    }
+    return std::nullopt;
+  }
+  std::size_t stateCount() const {
+    std::lock_guard lock(mu_);
+    return states_.size();
+  }
+  int kicked() const {
+    std::lock_guard lock(mu_);
+    return kicked_;
+  }
+  std::vector<Error> errors() const {
+    std::lock_guard lock(mu_);
+    return errors_;
+  }
+  std::vector<client::PresenceChange> presence() const {
+    std::lock_guard lock(mu_);
+    return presence_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<Message> messages_;
+  std::vector<SendResult> results_;
+  std::vector<StateChange> states_;
+  std::vector<std::chrono::steady_clock::time_point> state_times_;
+  std::vector<Error> errors_;
+  std::vector<client::PresenceChange> presence_;
+  int kicked_ = 0;
+};
+
+// A Client on the test's io thread with its recorder.
+class TestClient {
+ public:
+  TestClient(Io& io, ClientOptions options) : io_(io) {
+    io_.run([&] {
+      client_ = std::make_unique<Client>(io_.ctx().get_executor(), std::move(options), rec_);
+      return 0;
+    });
+  }
+  ~TestClient() {
+    io_.run([&] {
+      client_.reset();
+      return 0;
+    });
+  }
+
+  Result<client::Session> start() {
+    return io_.call<Result<client::Session>>([&](auto done) { client_->start(std::move(done)); });
+  }
+  // Graceful stop; waits until the client is Stopped.
+  void stop() {
+    std::promise<void> p;
+    auto done = p.get_future();
+    io_.run([&] {
+      client_->stop([&p] { p.set_value(); });
+      return 0;
+    });
+    done.get();
+  }
+  std::string send(Destination to, std::string body) {
+    return io_.run([&] { return client_->send(std::move(to), std::move(body)); });
+  }
+  State state() { return io_.run([&] { return client_->state(); }); }
+  client::ClientStats stats() { return io_.run([&] { return client_->stats(); }); }
+  std::size_t pending() { return io_.run([&] { return client_->pendingSends(); }); }
+  std::uint64_t userId() {
+    return io_.run([&] { return client_->session() ? client_->session()->user_id : 0; });
+  }
+  void drop() {
+    io_.run([&] {
+      client_->dropConnection();
+      return 0;
+    });
+  }
+  bool online() { return state() == State::Online; }
+  Client& raw() { return *client_; }
+  Recorder& rec() { return rec_; }
+
+ private:
+  Io& io_;
+  Recorder rec_;
+  std::unique_ptr<Client> client_;
+};
+
+std::string transportName(const ::testing::TestParamInfo<Transport>& info) {
+  return info.param == Transport::Tcp ? "Tcp" : "WebSocket";
+}
+
+class ClientTest : public ::testing::TestWithParam<Transport> {
+ protected:
+  // --heartbeat-ms 200: the STOMP side beats as often as a client asks (clients ask for 10 s
+  // unless a test wants less).
+  void SetUp() override { startServer(); }
+  void TearDown() override {
+    if (server_ && stopped_) ::kill(server_->pid(), SIGCONT);
+  }
+
+  // Starts (or starts again, on the same data and with new ports) the server.
+  void startServer() {
+    if (!server_) {
+      server_ = std::make_unique<PigeondProcess>(dir_.path() + "/data",
+                                                 std::vector<std::string>{"--heartbeat-ms", "200"});
+    }
+    server_->start();
+    ASSERT_NE(server_->tcpPort(), 0) << "pigeond has no native TCP listener";
+    std::lock_guard lock(url_mu_);
+    url_ = "http://127.0.0.1:" + std::to_string(server_->httpPort());
+  }
+
+  std::string url() {
+    std::lock_guard lock(url_mu_);
+    return url_;
+  }
+
+  ClientOptions options(const std::string& user, const std::string& device = "laptop") {
+    ClientOptions o;
+    o.server = url();
+    o.resolve_server = [this] { return url(); };  // follows the server across restarts
+    o.username = user;
+    o.password = "password-" + user;
+    o.device = device;
+    o.register_user = true;
+    o.transport = GetParam();
+    o.backoff_min = 20ms;
+    o.backoff_max = 300ms;
+    o.connect_timeout = 2s;
+    o.http_timeout = 5s;
+    o.ack_delay = 20ms;
+    return o;
+  }
+
+  // Starts a client and waits until it is online.
+  std::unique_ptr<TestClient> online(ClientOptions o) {
+    auto c = std::make_unique<TestClient>(io_, std::move(o));
+    auto s = c->start();
+    EXPECT_TRUE(s) << (s ? "" : s.error().message);
+    EXPECT_TRUE(waitFor([&] { return c->online(); })) << "state " << client::stateName(c->state());
+    return c;
+  }
+
+  static std::vector<std::string> numbered(const std::string& prefix, int from, int to) {
+    std::vector<std::string> out;
+    for (int i = from; i < to; ++i) out.push_back(prefix + std::to_string(i));
+    return out;
+  }
+
+  // Bodies a recipient saw, restricted to those starting with `prefix`.
+  static std::vector<std::string> withPrefix(const Recorder& r, const std::string& prefix) {
+    std::vector<std::string> out;
+    for (auto& b : r.bodies()) {
+      if (b.starts_with(prefix)) out.push_back(b);
+    }
+    return out;
+  }
+
+  // Every message a recipient saw has the next seq: exactly once, in order.
+  static void expectGapless(const Recorder& r) {
+    auto messages = r.messages();
+    for (std::size_t i = 1; i < messages.size(); ++i) {
+      ASSERT_EQ(messages[i].seq, messages[i - 1].seq + 1) << "at " << i;
+    }
+  }
+
+  TempDir dir_;
+  std::unique_ptr<PigeondProcess> server_;
+  std::mutex url_mu_;
+  std::string url_;
+  bool stopped_ = false;
+  Io io_;  // last: destroyed first, after the clients of each test body
+};
+
+TEST_P(ClientTest, OneToOneChat) {
+  auto alice = online(options("alice"));
+  auto bob = online(options("bob"));
+  for (auto& body : numbered("hi bob ", 0, 5)) alice->send(Destination::toUser("bob"), body);
+  ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() >= 5; }));
+  EXPECT_EQ(bob->rec().bodies(), numbered("hi bob ", 0, 5));
+  const auto got = bob->rec().messages();
+  EXPECT_EQ(got[0].from, "alice");
+  EXPECT_EQ(got[0].content_type, "text/plain");
+  EXPECT_GT(got[0].msg_id, 0u);
+  EXPECT_GT(got[0].sent_at_ms, 0);
+  EXPECT_TRUE(got[0].conversation.starts_with("p:"));
+  expectGapless(bob->rec());
+
+  ASSERT_TRUE(waitFor([&] { return alice->rec().okResults() == 5; }));
+  const auto results = alice->rec().results();
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    EXPECT_EQ(results[i].to, Destination::toUser("bob"));
+    EXPECT_EQ(results[i].receipt->conversation, got[0].conversation);
+    EXPECT_EQ(results[i].receipt->conv_seq, i + 1);
+    EXPECT_FALSE(results[i].receipt->duplicate);
+  }
+  // The sender's own inbox has the messages too, carrying the client_msg_id it sent.
+  ASSERT_TRUE(waitFor([&] { return alice->rec().messageCount() == 5; }));
+  EXPECT_EQ(alice->rec().messages()[0].client_msg_id, results[0].client_msg_id);
+
+  bob->send(Destination::toUser("alice"), "hello alice");
+  ASSERT_TRUE(waitFor([&] { return alice->rec().messageCount() == 6; }));
+  EXPECT_EQ(alice->rec().messages().back().body, "hello alice");
+  EXPECT_EQ(alice->rec().messages().back().from, "bob");
+  EXPECT_TRUE(alice->rec().errors().empty());
+  alice->stop();
+  EXPECT_EQ(alice->state(), State::Stopped);
+  EXPECT_EQ(alice->rec().states().back().reason, Reason::StoppedByApp);
+}
+
+TEST_P(ClientTest, GroupChatAndHttpHelpers) {
+  auto alice = online(options("alice"));
+  auto bob = online(options("bob"));
+  auto carol = online(options("carol"));
+
+  auto& api = alice->raw().api();
+  auto group = io_.call<Result<client::Group>>(
+      [&](auto done) { api.createGroup("friends", {"bob"}, std::move(done)); });
+  ASSERT_TRUE(group) << group.error().message;
+  EXPECT_EQ(group->name, "friends");
+  EXPECT_EQ(group->owner, "alice");
+  EXPECT_EQ(group->member_count, 2u);
+  EXPECT_EQ(group->conversation, "g:" + std::to_string(group->group_id));
+  auto added = io_.call<Result<void>>(
+      [&](auto done) { api.addMember(group->group_id, "carol", std::move(done)); });
+  ASSERT_TRUE(added) << added.error().message;
+  auto again = io_.call<Result<void>>(
+      [&](auto done) { api.addMember(group->group_id, "carol", std::move(done)); });
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, Errc::Conflict);
+
+  auto groups = io_.call<Result<std::vector<client::Group>>>(
+      [&](auto done) { bob->raw().api().groups(std::move(done)); });
+  ASSERT_TRUE(groups);
+  ASSERT_EQ(groups->size(), 2u);
+  EXPECT_EQ((*groups)[0].group_id, client::kLobbyGroup);
+  EXPECT_EQ((*groups)[1].group_id, group->group_id);
+  auto one = io_.call<Result<client::Group>>(
+      [&](auto done) { carol->raw().api().group(group->group_id, std::move(done)); });
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->members.size(), 3u);
+
+  const auto to = Destination::toGroup(group->group_id);
+  alice->send(to, "hello friends");
+  bob->send(to, "hi from bob");
+  for (auto* c : {alice.get(), bob.get(), carol.get()}) {
+    ASSERT_TRUE(waitFor([&] { return c->rec().messageCount() == 2; }));
+    for (const auto& m : c->rec().messages()) EXPECT_EQ(m.conversation, group->conversation);
+  }
+  EXPECT_EQ(carol->rec().messages()[0].conv_seq + 1, carol->rec().messages()[1].conv_seq);
+
+  // Carol leaves: later messages do not reach her; her sends are refused.
+  auto left = io_.call<Result<void>>(
+      [&](auto done) { carol->raw().api().leaveGroup(group->group_id, std::move(done)); });
+  ASSERT_TRUE(left) << left.error().message;
+  alice->send(to, "carol is gone");
+  ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() == 3; }));
+  const std::string refused = carol->send(to, "let me back");
+  ASSERT_TRUE(waitFor([&] { return carol->rec().results().size() == 1; }));
+  const auto result = carol->rec().results()[0];
+  EXPECT_EQ(result.client_msg_id, refused);
+  ASSERT_FALSE(result.receipt);
+  EXPECT_EQ(result.receipt.error().code, Errc::Forbidden);
+  EXPECT_EQ(carol->rec().messageCount(), 2u);
+
+  // The lobby.
+  alice->send(Destination::toGroup(client::kLobbyGroup), "hello lobby");
+  ASSERT_TRUE(waitFor([&] { return carol->rec().messageCount() == 3; }));
+  EXPECT_EQ(carol->rec().messages().back().conversation, "g:1");
+
+  // History of the group, newest page first, oldest first within it.
+  auto page = io_.call<Result<client::HistoryPage>>(
+      [&](auto done) { bob->raw().api().history(group->conversation, 0, 2, std::move(done)); });
+  ASSERT_TRUE(page) << page.error().message;
+  ASSERT_EQ(page->messages.size(), 2u);
+  EXPECT_TRUE(page->has_more);
+  EXPECT_EQ(page->messages[0].body, "hi from bob");
+  EXPECT_EQ(page->messages[1].body, "carol is gone");
+  auto older = io_.call<Result<client::HistoryPage>>([&](auto done) {
+    bob->raw().api().history(group->conversation, page->messages[0].conv_seq, 10, std::move(done));
+  });
+  ASSERT_TRUE(older);
+  ASSERT_EQ(older->messages.size(), 1u);
+  EXPECT_EQ(older->messages[0].body, "hello friends");
+  EXPECT_FALSE(older->has_more);
+
+  // Who is online, users by prefix, and the generic request — this one through a coroutine.
+  auto who = asio::co_spawn(
+                 io_.ctx(),
+                 [&]() -> asio::awaitable<Result<std::vector<client::UserRef>>> {
+                   co_return co_await api.onlineUsers(asio::use_awaitable);
+                 },
+                 asio::use_future)
+                 .get();
+  ASSERT_TRUE(who) << who.error().message;
+  std::vector<std::string> names;
+  for (auto& u : *who) names.push_back(u.username);
+  EXPECT_EQ(names, (std::vector<std::string>{"alice", "bob", "carol"}));
+  auto found = io_.call<Result<std::vector<client::UserRef>>>(
+      [&](auto done) { api.findUsers("ca", 10, std::move(done)); });
+  ASSERT_TRUE(found);
+  ASSERT_EQ(found->size(), 1u);
+  EXPECT_EQ((*found)[0].username, "carol");
+  auto raw = io_.call<Result<boost::json::value>>(
+      [&](auto done) { api.request("GET", "/api/v1/users/online", nullptr, std::move(done)); });
+  ASSERT_TRUE(raw);
+  EXPECT_EQ(raw->at("users").as_array().size(), 3u);
+  auto missing = io_.call<Result<boost::json::value>>(
+      [&](auto done) { api.request("GET", "/api/v1/groups/999999", nullptr, std::move(done)); });
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, Errc::NotFound);
+  EXPECT_FALSE(missing.error().message.empty());
+}
+
+TEST_P(ClientTest, OfflineMessagesArriveOnceInOrderAndAcksMoveTheCursor) {
+  auto alice = online(options("alice"));
+  // Bob registers and goes away at once.
+  {
+    auto bob = online(options("bob"));
+    bob->stop();
+  }
+  for (auto& body : numbered("offline ", 0, 30)) alice->send(Destination::toUser("bob"), body);
+  ASSERT_TRUE(waitFor([&] { return alice->rec().okResults() == 30; }));
+
+  {
+    auto bob = online(options("bob"));
+    ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() >= 30; }));
+    EXPECT_EQ(bob->rec().bodies(), numbered("offline ", 0, 30));
+    expectGapless(bob->rec());
+    bob->stop();  // flushes the acknowledgement before the goodbye
+    EXPECT_EQ(bob->rec().messageCount(), 30u);
+    EXPECT_GE(bob->stats().acks_sent, 1u);
+  }
+  for (auto& body : numbered("later ", 0, 5)) alice->send(Destination::toUser("bob"), body);
+  ASSERT_TRUE(waitFor([&] { return alice->rec().okResults() == 35; }));
+
+  // A new process for the same device starts after its stored cursor: only the new ones.
+  auto bob = online(options("bob"));
+  ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() >= 5; }));
+  EXPECT_EQ(bob->rec().bodies(), numbered("later ", 0, 5));
+  EXPECT_EQ(bob->rec().messages()[0].seq, 31u);
+  EXPECT_EQ(bob->stats().duplicates_dropped, 0u);
+
+  // Another device of bob's sees the whole inbox.
+  auto tablet = online(options("bob", "tablet"));
+  ASSERT_TRUE(waitFor([&] { return tablet->rec().messageCount() >= 35; }));
+  expectGapless(tablet->rec());
+  EXPECT_EQ(tablet->rec().messages()[0].seq, 1u);
+}
+
+TEST_P(ClientTest, ServerRestartMidSessionLosesAndDuplicatesNothing) {
+  auto alice = online(options("alice"));
+  auto bob = online(options("bob"));
+  const int kTotal = 60;
+  for (int i = 0; i < kTotal / 2; ++i) alice->send(Destination::toUser("bob"), "m" + std::to_string(i));
+  // Crash while some are in flight, then come back (another port) on the same data.
+  ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() >= 5; }));
+  server_->kill9();
+  for (int i = kTotal / 2; i < kTotal; ++i) alice->send(Destination::toUser("bob"), "m" + std::to_string(i));
+  ASSERT_TRUE(waitFor([&] {
+    auto states = alice->rec().states();
+    return !states.empty() && states.back().state != State::Online;
+  }));
+  startServer();
+
+  ASSERT_TRUE(waitFor([&] { return alice->rec().results().size() == std::size_t(kTotal); }, 30s));
+  EXPECT_EQ(alice->rec().okResults(), std::size_t(kTotal));
+  EXPECT_EQ(alice->pending(), 0u);
+  ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() >= std::size_t(kTotal); }, 30s));
+  EXPECT_EQ(bob->rec().bodies(), numbered("m", 0, kTotal));
+  expectGapless(bob->rec());
+  EXPECT_GE(alice->stats().connects, 2u);
+  EXPECT_GE(bob->stats().connects, 2u);
+  EXPECT_GE(alice->stats().logins, 2u);  // the server moved: asked again where to connect
+  std::printf("restart: alice retried %llu sends, bob dropped %llu duplicates, %llu gaps\n",
+              (unsigned long long)alice->stats().sends_retried,
+              (unsigned long long)bob->stats().duplicates_dropped,
+              (unsigned long long)bob->stats().gaps);
+  // conv_seqs of the conversation are 1..kTotal: every send stored exactly once.
+  auto messages = bob->rec().messages();
+  for (int i = 0; i < kTotal; ++i) EXPECT_EQ(messages[i].conv_seq, std::uint64_t(i + 1));
+}
+
+TEST_P(ClientTest, KickedDeviceStopsAndDoesNotComeBack) {
+  auto first = online(options("alice", "phone"));
+  auto bob = online(options("bob"));
+  auto second = online(options("alice", "phone"));
+  ASSERT_TRUE(waitFor([&] { return first->state() == State::Stopped; }));
+  EXPECT_EQ(first->rec().kicked(), 1);
+  EXPECT_EQ(first->rec().states().back().reason, Reason::Kicked);
+  bob->send(Destination::toUser("alice"), "are you there");
+  ASSERT_TRUE(waitFor([&] { return second->rec().messageCount() == 1; }));
+  EXPECT_EQ(second->state(), State::Online);
+  EXPECT_EQ(second->rec().kicked(), 0);
+  EXPECT_EQ(first->rec().messageCount(), 0u);
+  EXPECT_EQ(first->stats().connects, 1u);
+  // A send on a stopped client is reported, not queued.
+  first->send(Destination::toUser("bob"), "too late");
+  ASSERT_TRUE(waitFor([&] { return first->rec().results().size() == 1; }));
+  EXPECT_EQ(first->rec().results()[0].receipt.error().code, Errc::Unavailable);
+}
+
+TEST_P(ClientTest, DeadConnectionIsDetectedByHeartBeatsThenResynced) {
+  auto alice = online(options("alice"));
+  auto opts = options("bob");
+  opts.heartbeat = 200ms;
+  opts.connect_timeout = 1s;
+  auto bob = online(opts);
+  alice->send(Destination::toUser("bob"), "before");
+  ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() == 1; }));
+
+  const std::size_t mark = bob->rec().stateCount();
+  ASSERT_EQ(::kill(server_->pid(), SIGSTOP), 0);
+  stopped_ = true;
+  const auto frozen = std::chrono::steady_clock::now();
+  ASSERT_TRUE(waitFor([&] {
+    return bob->rec().when(mark, [](const StateChange& s) {
+      return s.state == State::Waiting && s.reason == Reason::HeartbeatTimeout;
+    }).has_value();
+  }));
+  const auto detected = *bob->rec().when(mark, [](const StateChange& s) {
+    return s.reason == Reason::HeartbeatTimeout;
+  });
+  // Two intervals of 200 ms, checked every 50 ms: well under a second.
+  EXPECT_LT(detected - frozen, 1000ms);
+  EXPECT_GE(detected - frozen, 350ms);
+  std::printf("dead connection detected after %lld ms\n",
+              (long long)std::chrono::duration_cast<std::chrono::milliseconds>(detected - frozen).count());
+
+  ASSERT_EQ(::kill(server_->pid(), SIGCONT), 0);
+  stopped_ = false;
+  for (auto& body : numbered("after ", 0, 10)) alice->send(Destination::toUser("bob"), body);
+  ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() >= 11; }));
+  ASSERT_TRUE(waitFor([&] { return bob->online(); }));
+  auto expected = numbered("after ", 0, 10);
+  expected.insert(expected.begin(), "before");
+  EXPECT_EQ(bob->rec().bodies(), expected);
+  expectGapless(bob->rec());
+  EXPECT_GE(bob->stats().connects, 2u);
+}
+
+TEST_P(ClientTest, RefusedSendIsReportedNotRetriedAndTheRestGoThrough) {
+  auto alice = online(options("alice"));
+  auto bob = online(options("bob"));
+  const std::string before = alice->send(Destination::toUser("bob"), "one");
+  const std::string bad = alice->send(Destination::toUser("nobody-here"), "lost");
+  const std::string after = alice->send(Destination::toUser("bob"), "two");
+  ASSERT_TRUE(waitFor([&] { return alice->rec().results().size() == 3; }));
+  ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() == 2; }));
+  EXPECT_EQ(bob->rec().bodies(), (std::vector<std::string>{"one", "two"}));
+  std::map<std::string, SendResult> by_id;
+  for (auto& r : alice->rec().results()) by_id.emplace(r.client_msg_id, r);
+  ASSERT_EQ(by_id.size(), 3u);
+  EXPECT_TRUE(by_id.at(before).receipt);
+  EXPECT_TRUE(by_id.at(after).receipt);
+  ASSERT_FALSE(by_id.at(bad).receipt);
+  EXPECT_EQ(by_id.at(bad).receipt.error().code, Errc::NotFound);
+  EXPECT_FALSE(by_id.at(bad).receipt.error().message.empty());
+  EXPECT_EQ(alice->pending(), 0u);
+  ASSERT_TRUE(waitFor([&] { return alice->online(); }));
+  // Reported once, never retried: nothing more comes, and a later send still works.
+  alice->send(Destination::toUser("bob"), "three");
+  ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() == 3; }));
+  ASSERT_TRUE(waitFor([&] { return alice->rec().results().size() == 4; }));
+}
+
+TEST_P(ClientTest, RevokedTokenLogsInAgain) {
+  auto alice = online(options("alice"));
+  auto bob = online(options("bob"));
+  EXPECT_EQ(alice->stats().logins, 1u);
+  auto out = io_.call<Result<void>>([&](auto done) { alice->raw().api().logout(std::move(done)); });
+  ASSERT_TRUE(out) << out.error().message;
+  alice->drop();
+  ASSERT_TRUE(waitFor([&] { return alice->stats().logins == 2 && alice->online(); }));
+  bob->send(Destination::toUser("alice"), "still here?");
+  ASSERT_TRUE(waitFor([&] { return alice->rec().messageCount() == 1; }));
+}
+
+TEST_P(ClientTest, WrongPasswordStopsWithUnauthenticated) {
+  { auto alice = online(options("alice")); }
+  auto o = options("alice");
+  o.register_user = false;
+  o.password = "not-the-password";
+  TestClient c(io_, o);
+  auto s = c.start();
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, Errc::Unauthenticated);
+  EXPECT_EQ(c.state(), State::Stopped);
+  EXPECT_EQ(c.rec().states().back().reason, Reason::Unauthenticated);
+}
+
+TEST_P(ClientTest, PresenceOfContacts) {
+  auto o = options("alice");
+  o.presence = true;
+  auto alice = online(o);
+  auto bob = online(options("bob"));
+  auto group = io_.call<Result<client::Group>>(
+      [&](auto done) { alice->raw().api().createGroup("pair", {"bob"}, std::move(done)); });
+  ASSERT_TRUE(group);
+  // Bob becomes a contact only now: his next connection is announced.
+  bob->drop();
+  ASSERT_TRUE(waitFor([&] {
+    for (auto& p : alice->rec().presence()) {
+      if (p.username == "bob" && p.online) return true;
+    }
+    return false;
+  }));
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, ClientTest,
+                         ::testing::Values(Transport::Tcp, Transport::WebSocket), transportName);
+
+}  // namespace
+}  // namespace pigeon::test
