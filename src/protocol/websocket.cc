@@ -42,10 +42,13 @@ bool WsParser::feed(char* data, std::size_t size, WsHandler& handler) {
       if (header_len_ < 2) continue;
       const std::uint8_t b0 = header_[0], b1 = header_[1];
       if (b0 & 0x70) return failWith(kWsCloseProtocolError, "reserved bits set (no extensions)");
-      if (!(b1 & 0x80)) return failWith(kWsCloseProtocolError, "client frames must be masked");
+      if (bool(b1 & 0x80) != masked_) {
+        return failWith(kWsCloseProtocolError,
+                        masked_ ? "client frames must be masked" : "server frames must not be masked");
+      }
       const std::uint8_t len7 = b1 & 0x7F;
       const std::size_t ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
-      if (header_len_ < 2 + ext + 4) continue;
+      if (header_len_ < 2 + ext + (masked_ ? 4 : 0)) continue;
 
       std::uint64_t len = len7;
       if (ext == 2) {
@@ -57,7 +60,7 @@ bool WsParser::feed(char* data, std::size_t size, WsHandler& handler) {
         if (len >> 63) return failWith(kWsCloseProtocolError, "payload length has its top bit set");
         if (len <= 0xFFFF) return failWith(kWsCloseProtocolError, "non-minimal payload length");
       }
-      std::copy_n(header_ + 2 + ext, 4, mask_);
+      if (masked_) std::copy_n(header_ + 2 + ext, 4, mask_);
       header_len_ = 0;
       mask_pos_ = 0;
       fin_ = (b0 & 0x80) != 0;
@@ -98,7 +101,7 @@ bool WsParser::feed(char* data, std::size_t size, WsHandler& handler) {
 
     const std::size_t take = std::size_t(std::min<std::uint64_t>(remaining_, size - i));
     char* chunk = data + i;
-    unmask(chunk, take);
+    if (masked_) unmask(chunk, take);
     remaining_ -= take;
     i += take;
 
@@ -168,6 +171,25 @@ std::string wsCloseFrame(std::uint16_t code, std::string_view reason) {
   payload += char(code & 0xFF);
   payload += reason.substr(0, 123);
   return wsFrame(WsOpcode::Close, payload);
+}
+
+}  // namespace pigeon::protocol
+
+namespace pigeon::protocol {
+
+void appendMaskedFrame(std::string& out, WsOpcode opcode, std::string_view payload,
+                       std::uint32_t mask) {
+  std::uint8_t header[14];
+  std::size_t n = wsFrameHeader(header, opcode, payload.size());
+  header[1] |= 0x80;
+  const std::uint8_t key[4] = {std::uint8_t(mask >> 24), std::uint8_t(mask >> 16),
+                               std::uint8_t(mask >> 8), std::uint8_t(mask)};
+  std::copy_n(key, 4, header + n);
+  n += 4;
+  out.append(reinterpret_cast<const char*>(header), n);
+  const std::size_t at = out.size();
+  out.append(payload);
+  for (std::size_t i = 0; i < payload.size(); ++i) out[at + i] = char(out[at + i] ^ key[i & 3]);
 }
 
 }  // namespace pigeon::protocol

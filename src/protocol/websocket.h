@@ -1,5 +1,6 @@
-// The server side of WebSocket framing (RFC 6455, no extensions): an incremental parser for
-// client frames and the header of server frames. Pure code, fuzzed (fuzz/websocket_fuzz.cc).
+// WebSocket framing (RFC 6455, no extensions): an incremental parser for the peer's frames
+// (masked client frames on the server; unmasked server frames in clients such as
+// pigeon-bench) and encoders for both sides. Pure code, fuzzed (fuzz/websocket_fuzz.cc).
 //
 // The parser streams: payload bytes are unmasked in place and handed on as they arrive, so a
 // connection never buffers a whole message and an idle one holds nothing. Message boundaries
@@ -38,10 +39,14 @@ class WsHandler {
   virtual void onClose(std::uint16_t code, std::string_view reason) = 0;
 };
 
+// Which side parses: a server reads masked frames, a client unmasked ones.
+enum class WsRole : std::uint8_t { Server, Client };
+
 class WsParser {
  public:
   // `max_message_bytes`: the most a data message may carry (0: no limit).
-  explicit WsParser(std::uint64_t max_message_bytes = 0) : max_message_(max_message_bytes) {}
+  explicit WsParser(std::uint64_t max_message_bytes = 0, WsRole role = WsRole::Server)
+      : max_message_(max_message_bytes), masked_(role == WsRole::Server) {}
 
   // Parses `data` (unmasking it in place) and calls `handler`. Returns false on a protocol
   // violation: then error() says why and closeCode() which close code to send; the parser
@@ -56,6 +61,7 @@ class WsParser {
   void unmask(char* data, std::size_t n);
 
   std::uint64_t max_message_;
+  bool masked_;  // frames carry a mask (they come from a client)
   // Frame header being assembled (at most 14 bytes).
   std::uint8_t header_[14];
   std::size_t header_len_ = 0;
@@ -84,5 +90,10 @@ std::size_t wsFrameHeader(std::uint8_t* out, WsOpcode opcode, std::uint64_t payl
 // A whole small server frame (control frames, the close frame).
 std::string wsFrame(WsOpcode opcode, std::string_view payload);
 std::string wsCloseFrame(std::uint16_t code, std::string_view reason);
+
+// Appends a final client frame masked with `mask` (a client must pick a fresh random-looking
+// key per frame).
+void appendMaskedFrame(std::string& out, WsOpcode opcode, std::string_view payload,
+                       std::uint32_t mask);
 
 }  // namespace pigeon::protocol

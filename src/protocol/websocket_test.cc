@@ -146,3 +146,39 @@ TEST(WsEncoder, HeadersUseTheShortestLength) {
 
 }  // namespace
 }  // namespace pigeon::protocol
+
+namespace pigeon::protocol {
+namespace {
+
+TEST(WsClientRole, ParsesServerFramesAndRefusesMaskedOnes) {
+  for (std::size_t size : {0u, 125u, 126u, 70000u}) {
+    std::string payload(size, 'q');
+    std::string wire(10, '\0');
+    wire.resize(wsFrameHeader(reinterpret_cast<std::uint8_t*>(wire.data()), WsOpcode::Text, size));
+    wire += payload;
+    WsParser parser(0, WsRole::Client);
+    Recorder r;
+    ASSERT_TRUE(feedAll(parser, wire, r, 7)) << parser.error();
+    EXPECT_EQ(r.data, payload);
+  }
+  WsParser parser(0, WsRole::Client);
+  Recorder r;
+  EXPECT_FALSE(feedAll(parser, clientFrame(0x1, "masked"), r));
+  EXPECT_EQ(parser.error(), "server frames must not be masked");
+}
+
+TEST(WsClientRole, MaskedFramesRoundTripThroughTheServerParser) {
+  for (std::size_t size : {0u, 3u, 126u, 70000u}) {
+    std::string payload(size, '\0');
+    for (std::size_t i = 0; i < size; ++i) payload[i] = char(i * 7);
+    std::string wire;
+    appendMaskedFrame(wire, WsOpcode::Binary, payload, 0xA1B2C3D4u);
+    WsParser server;
+    Recorder r;
+    ASSERT_TRUE(feedAll(server, wire, r, 5)) << server.error();
+    EXPECT_EQ(r.data, payload);
+  }
+}
+
+}  // namespace
+}  // namespace pigeon::protocol
