@@ -579,11 +579,18 @@ void Client::startImpl(detail::Done<Result<Session>> done) {
 std::string Client::send(OutgoingMessage message) {
   Impl& i = *impl_;
   if (message.client_msg_id.empty()) message.client_msg_id = i.ids.next();
+  if (message.content_type.empty()) message.content_type = "text/plain";
   std::string id = message.client_msg_id;
+  const std::size_t size =
+      message.body.size() + message.content_type.size() + id.size() + message.to.user.size();
   if (!validClientMsgId(id)) {
     i.refuseLater(std::move(message), Error{Errc::BadRequest, "client_msg_id must be 1 to 64 printable characters"});
   } else if (message.to.user.empty() == (message.to.group == 0)) {
     i.refuseLater(std::move(message), Error{Errc::BadRequest, "a message goes to a user or to a group"});
+  } else if (size > i.opt.max_send_bytes) {
+    i.refuseLater(std::move(message), Error{Errc::TooLarge, "message of " + std::to_string(size) +
+                                                                " bytes is over the limit of " +
+                                                                std::to_string(i.opt.max_send_bytes)});
   } else if (i.stop_requested || i.state == State::Stopped) {
     i.refuseLater(std::move(message), Error{Errc::Unavailable, "not sent: the client stopped"});
   } else if (i.outbox.size() >= i.opt.max_pending_sends) {

@@ -104,8 +104,10 @@ struct SendReceipt {
 };
 
 // The outcome of one send, reported once. error: refused by the server (NotFound: no such
-// recipient; Forbidden: not a member; TooLarge; BadRequest: invalid send), or given up
-// (Unavailable: the client stopped or was kicked before the server answered).
+// recipient; Forbidden: not a member; TooLarge; BadRequest: invalid send), refused before
+// sending (BadRequest: bad id or destination; TooLarge: over max_send_bytes; RateLimited: over
+// max_pending_sends), or given up (Unavailable: the client stopped or was kicked before the
+// server answered).
 struct SendResult {
   std::string client_msg_id;
   Destination to;
@@ -217,8 +219,9 @@ class Listener {
   virtual void onStateChange(const StateChange& change) { (void)change; }
   // This device connected again elsewhere; the Client goes to Stopped right after.
   virtual void onKicked(const std::string& reason) { (void)reason; }
-  // A problem worth showing that is not a send's outcome nor a state change: an ERROR not tied
-  // to a send, a malformed frame from the server, a gap in the seqs.
+  // A problem worth showing that is neither a send's outcome nor a state change: a non-fatal
+  // error from the server not tied to a pending send, or an inbox that restarted past the last
+  // seq seen. (Fatal server errors arrive as StateChange{Waiting, ServerError, detail}.)
   virtual void onError(const Error& error) { (void)error; }
 };
 
@@ -252,8 +255,9 @@ auto initiate(const asio::any_io_executor& ex, Token&& token, Start&& start) {
 
 // Async helpers for the HTTP API (docs/api.md), returning parsed results. Requests are
 // independent (one short connection each) and may overlap. It keeps the base URL and the bearer
-// token; the setters affect requests started afterwards. Destroying it cancels the requests in
-// flight (their handlers then get Errc::Unavailable).
+// token; the setters affect requests started afterwards. Requests in flight keep what they need
+// alive: destroying the HttpApi does not cancel them, and their handlers still run (within the
+// timeout), so a handler must not touch a destroyed HttpApi.
 class HttpApi {
  public:
   using Executor = asio::any_io_executor;
@@ -445,6 +449,11 @@ struct ClientOptions {
   // reports Errc::RateLimited at once.
   std::size_t max_pending_sends = 10'000;
   std::size_t max_frame_bytes = 1 << 20;  // largest frame accepted from the server
+  // Largest send (body + content type + id) the client writes; bigger ones are refused at once
+  // with Errc::TooLarge. A frame over the server's --max-frame-bytes (64 KiB) would make the
+  // server close the connection without naming the send, and the retry would repeat that
+  // forever. Keep it at or below the server's limit minus a little framing.
+  std::size_t max_send_bytes = 64 * 1024 - 512;
 };
 
 class Client {

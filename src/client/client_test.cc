@@ -1,7 +1,15 @@
-// Unit tests of the SDK's pure parts: backoff, ordering, the outbox, URLs, the two wires and
-// the HTTP answers' parsers.
+// Unit tests of the SDK's pure parts — backoff, ordering, the outbox, URLs, the two wires, the
+// HTTP answers' parsers — and of the Client against a scripted in-process native server for
+// what a correct pigeond never does (gaps, duplicates, answers lost with the connection).
 #include <gtest/gtest.h>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/json/parse.hpp>
 #include <set>
 
@@ -576,6 +584,257 @@ TEST(HttpParse, SessionAndHistory) {
   EXPECT_EQ(h->messages[0].client_msg_id, "m");
   EXPECT_TRUE(h->has_more);
   EXPECT_FALSE(parseHistoryJson(boost::json::parse(R"({"messages":5})")));
+}
+
+// ---- the Client against a scripted native server ---------------------------------------------
+
+namespace pb = protocol::pb;
+
+// A native-protocol server on 127.0.0.1:0 in the test's io_context. `script` answers each frame
+// a client sends (appending replies to `out`, or asking to close).
+class ScriptedServer {
+ public:
+  using Script = std::function<void(std::size_t conn, const pb::Envelope& in, std::string& out,
+                                    bool& close)>;
+
+  ScriptedServer(asio::io_context& io, Script script)
+      : io_(io), acceptor_(io, {asio::ip::address_v4::loopback(), 0}), script_(std::move(script)) {
+    asio::co_spawn(io_, accept(), asio::detached);
+  }
+  ~ScriptedServer() {
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    for (auto& s : sockets_) s->close(ec);
+  }
+  std::string url() const { return "tcp://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()); }
+  // Frames received, per connection.
+  const std::vector<std::vector<pb::Envelope>>& received() const { return received_; }
+
+ private:
+  asio::awaitable<void> accept() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return;
+      auto s = std::make_shared<asio::ip::tcp::socket>(std::move(socket));
+      sockets_.push_back(s);
+      received_.emplace_back();
+      asio::co_spawn(io_, serve(received_.size() - 1, s), asio::detached);
+    }
+  }
+  asio::awaitable<void> serve(std::size_t id, std::shared_ptr<asio::ip::tcp::socket> s) {
+    protocol::NativeParser parser;
+    char buf[4096];
+    for (;;) {
+      auto [ec, n] = co_await s->async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return;
+      parser.feed(std::string_view(buf, n));
+      while (parser.next() == protocol::NativeParser::Status::Frame) {
+        received_[id].push_back(parser.envelope());
+        std::string out;
+        bool close = false;
+        script_(id, parser.envelope(), out, close);
+        if (!out.empty()) co_await asio::async_write(*s, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
+        if (close) {
+          boost::system::error_code ignored;
+          s->close(ignored);
+          co_return;
+        }
+      }
+    }
+  }
+
+  asio::io_context& io_;
+  asio::ip::tcp::acceptor acceptor_;
+  Script script_;
+  std::vector<std::shared_ptr<asio::ip::tcp::socket>> sockets_;
+  std::vector<std::vector<pb::Envelope>> received_;
+};
+
+void put(std::string& out, const pb::Envelope& e) { protocol::appendNative(out, e); }
+void loginResult(std::string& out) {
+  pb::Envelope e;
+  e.mutable_login_result()->set_user_id(1);
+  e.mutable_login_result()->set_username("al");
+  put(out, e);
+}
+void syncStarted(std::string& out, std::uint64_t from) {
+  pb::Envelope e;
+  e.mutable_sync_started()->set_from_seq(from);
+  put(out, e);
+}
+void deliver(std::string& out, std::uint64_t seq) {
+  pb::Envelope e;
+  e.mutable_deliver()->set_seq(seq);
+  e.mutable_deliver()->set_body("m" + std::to_string(seq));
+  e.mutable_deliver()->set_conversation("g:1");
+  put(out, e);
+}
+
+struct Recorder : Listener {
+  std::vector<Message> messages;
+  std::vector<SendResult> results;
+  std::vector<StateChange> states;
+  void onMessages(std::span<const Message> m) override { messages.insert(messages.end(), m.begin(), m.end()); }
+  void onSendResult(const SendResult& r) override { results.push_back(r); }
+  void onStateChange(const StateChange& s) override { states.push_back(s); }
+};
+
+// Runs the io_context on this thread until `done` or 5 s.
+bool runUntil(asio::io_context& io, const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    io.run_for(milliseconds(5));
+  }
+  return true;
+}
+
+ClientOptions scriptedOptions(const ScriptedServer& server) {
+  ClientOptions o;
+  o.server = "http://127.0.0.1:1";  // never used: a token and a gateway are given
+  o.token = "tok";
+  o.gateway = server.url();
+  o.transport = Transport::Tcp;
+  o.heartbeat = milliseconds(0);
+  o.backoff_min = milliseconds(1);
+  o.backoff_max = milliseconds(10);
+  o.ack_delay = milliseconds(1);
+  return o;
+}
+
+TEST(ClientScripted, DuplicatesAreDroppedAndAGapResyncsFromTheLastSeq) {
+  asio::io_context io;
+  ScriptedServer server(io, [](std::size_t conn, const pb::Envelope& in, std::string& out, bool&) {
+    if (in.has_login()) loginResult(out);
+    if (!in.has_sync()) return;
+    if (conn == 0) {
+      syncStarted(out, 0);
+      for (std::uint64_t seq : {1, 2, 2, 3, 5}) deliver(out, seq);  // a duplicate, then a gap
+    } else {
+      syncStarted(out, in.sync().since());
+      for (std::uint64_t seq = in.sync().since() + 1; seq <= 5; ++seq) deliver(out, seq);
+    }
+  });
+  Recorder rec;
+  Client client(io.get_executor(), scriptedOptions(server), rec);
+  client.start([](Result<Session>) {});
+  ASSERT_TRUE(runUntil(io, [&] { return rec.messages.size() >= 5; }));
+  std::vector<std::uint64_t> seqs;
+  for (auto& m : rec.messages) seqs.push_back(m.seq);
+  EXPECT_EQ(seqs, (std::vector<std::uint64_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(client.lastSeq(), 5u);
+  EXPECT_EQ(client.stats().duplicates_dropped, 1u);
+  EXPECT_EQ(client.stats().gaps, 1u);
+  EXPECT_EQ(client.stats().connects, 2u);
+  ASSERT_EQ(server.received().size(), 2u);
+  // The second connection asked for everything after the last seq handed over, in client mode.
+  const auto& second = server.received()[1];
+  ASSERT_GE(second.size(), 2u);
+  EXPECT_TRUE(second[0].has_login());
+  EXPECT_EQ(second[0].login().token(), "tok");
+  ASSERT_TRUE(second[1].has_sync());
+  EXPECT_EQ(second[1].sync().since(), 3u);
+  EXPECT_EQ(second[1].sync().ack_mode(), pb::ACK_CLIENT);
+  // Acks are cumulative and name only seqs delivered on their own connection.
+  ASSERT_TRUE(runUntil(io, [&] {
+    for (auto& e : server.received()[1]) {
+      if (e.has_ack() && e.ack().seq() == 5) return true;
+    }
+    return false;
+  }));
+  for (std::size_t c = 0; c < 2; ++c) {
+    for (auto& e : server.received()[c]) {
+      if (!e.has_ack()) continue;
+      EXPECT_TRUE(e.ack().cumulative());
+      EXPECT_LE(e.ack().seq(), c == 0 ? 3u : 5u);
+      EXPECT_GE(e.ack().seq(), c == 0 ? 1u : 4u);
+    }
+  }
+  bool waiting_for_gap = false;
+  for (auto& s : rec.states) waiting_for_gap |= s.state == State::Waiting && s.reason == Reason::SequenceGap;
+  EXPECT_TRUE(waiting_for_gap);
+}
+
+TEST(ClientScripted, AnUnansweredSendIsResentWithTheSameIdAndReportedOnce) {
+  asio::io_context io;
+  ScriptedServer server(io, [](std::size_t conn, const pb::Envelope& in, std::string& out, bool& close) {
+    if (in.has_login()) loginResult(out);
+    if (in.has_sync()) syncStarted(out, 0);
+    if (!in.has_send()) return;
+    if (conn == 0) {
+      close = true;  // stored, but the answer is lost with the connection
+      return;
+    }
+    pb::Envelope e;
+    auto* ack = e.mutable_send_ack();
+    ack->set_client_msg_id(in.send().client_msg_id());
+    ack->set_msg_id(77);
+    ack->set_seq(1);
+    ack->set_conversation("p:1:2");
+    ack->set_conv_seq(1);
+    ack->set_duplicate(true);
+    put(out, e);
+  });
+  Recorder rec;
+  Client client(io.get_executor(), scriptedOptions(server), rec);
+  // Queued before start: written once online.
+  const std::string id = client.send(Destination::toUser("bob"), "hello");
+  EXPECT_EQ(client.pendingSends(), 1u);
+  client.start([](Result<Session>) {});
+  ASSERT_TRUE(runUntil(io, [&] { return !rec.results.empty(); }));
+  ASSERT_EQ(rec.results.size(), 1u);
+  EXPECT_EQ(rec.results[0].client_msg_id, id);
+  ASSERT_TRUE(rec.results[0].receipt);
+  EXPECT_TRUE(rec.results[0].receipt->duplicate);
+  EXPECT_EQ(rec.results[0].receipt->msg_id, 77u);
+  EXPECT_EQ(client.stats().sends_retried, 1u);
+  EXPECT_EQ(client.pendingSends(), 0u);
+  ASSERT_EQ(server.received().size(), 2u);
+  std::vector<std::string> ids;
+  for (auto& conn : server.received()) {
+    for (auto& e : conn) {
+      if (e.has_send()) ids.push_back(e.send().client_msg_id());
+    }
+  }
+  EXPECT_EQ(ids, (std::vector<std::string>{id, id}));
+}
+
+TEST(ClientScripted, RefusesBadSendsLocally) {
+  asio::io_context io;
+  Recorder rec;
+  ClientOptions o;
+  o.server = "http://127.0.0.1:1";
+  o.token = "tok";
+  o.max_send_bytes = 100;
+  Client client(io.get_executor(), o, rec);
+  client.send(Destination::toUser("bob"), std::string(200, 'x'));
+  OutgoingMessage bad_id;
+  bad_id.to = Destination::toUser("bob");
+  bad_id.client_msg_id = "has space";
+  client.send(bad_id);
+  client.send(Destination{}, "nowhere");
+  EXPECT_EQ(client.pendingSends(), 0u);
+  EXPECT_TRUE(rec.results.empty());  // reported after send() returns, never inside it
+  ASSERT_TRUE(runUntil(io, [&] { return rec.results.size() == 3; }));
+  EXPECT_EQ(rec.results[0].receipt.error().code, Errc::TooLarge);
+  EXPECT_EQ(rec.results[1].receipt.error().code, Errc::BadRequest);
+  EXPECT_EQ(rec.results[2].receipt.error().code, Errc::BadRequest);
+}
+
+TEST(ClientScripted, StopWithoutStartIsImmediate) {
+  asio::io_context io;
+  Recorder rec;
+  ClientOptions o;
+  o.server = "http://127.0.0.1:1";
+  o.token = "tok";
+  Client client(io.get_executor(), o, rec);
+  client.send(Destination::toUser("bob"), "queued");
+  bool stopped = false;
+  client.stop([&] { stopped = true; });
+  ASSERT_TRUE(runUntil(io, [&] { return stopped; }));
+  EXPECT_EQ(client.state(), State::Stopped);
+  ASSERT_EQ(rec.results.size(), 1u);
+  EXPECT_EQ(rec.results[0].receipt.error().code, Errc::Unavailable);
 }
 
 }  // namespace
