@@ -230,6 +230,9 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
       if (c->closed || dead) break;
       switch (ev.kind) {
         case WireEvent::Kind::Message: {
+          // After the goodbye nothing more is acknowledged: leave these for the next session
+          // (the stored cursor brings them back) rather than hand over what cannot be acked.
+          if (c->bye_sent) break;
           const std::uint64_t seq = ev.message.seq;
           c->max_rx_seq = std::max(c->max_rx_seq, seq);
           switch (order.take(seq)) {

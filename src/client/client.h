@@ -407,8 +407,9 @@ class HttpApi {
 struct ClientOptions {
   // The HTTP base URL: "http://127.0.0.1:8080" or "https://…".
   std::string server;
-  // Optional: asked for the HTTP base URL before every login (e.g. after a server restart on
-  // another port, or to pick another node). Returning "" keeps the current one.
+  // Optional: asked (on the client's executor) for the HTTP base URL before every connection
+  // attempt (e.g. after a server restart on another port, or to pick another node); a new URL
+  // means a new login. Returning "" keeps the current one.
   std::function<std::string()> resolve_server;
 
   std::string username;
