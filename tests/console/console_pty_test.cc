@@ -2,7 +2,7 @@
 // (port 0, temporary data): two users chat both ways over TCP and WebSocket, :olu lists both, an
 // incoming message does not disturb a half-typed line, offline messages show at login, groups,
 // history and search work, bad input gets help or the server's error, a wrong password exits
-// non-zero, and scripts can pipe commands in. Every wait polls the terminal's output with a
+// non-zero, scripts can pipe commands in, and a server restart is reported and survived. Every wait polls the terminal's output with a
 // deadline. PIGEON_TEST_SHOW_SCREENS=1 prints some screens of passing tests too.
 #include <gtest/gtest.h>
 
@@ -210,6 +210,31 @@ TEST_F(ConsolePtyTest, ScriptsPipeCommandsWithoutATerminal) {
   auto found = http.get("/api/v1/messages/search?q=from+a+script");
   ASSERT_EQ(found.status, 200) << found.body;
   EXPECT_EQ(found.json().at("messages").as_array().size(), 1u) << found.body;
+}
+
+TEST_F(ConsolePtyTest, AServerThatGoesAwayIsReportedAndReconnectedTo) {
+  // A server of its own, restarted on the same ports with the same data.
+  TempDir dir;
+  auto first = std::make_unique<PigeondProcess>(dir.path() + "/data");
+  first->start();
+  const std::string http_port = std::to_string(first->httpPort());
+  const std::string tcp_port = std::to_string(first->tcpPort());
+  std::vector<std::string> argv{PIGEON_CONSOLE_PATH, "--server", "http://127.0.0.1:" + http_port,
+                                "--user", "gina", "--register"};
+  PtyProcess gina(argv, {{"TERM", "xterm"}, {"HOME", dir.path()}, {"INPUTRC", "/dev/null"},
+                         {"LANG", "C.UTF-8"}, {"PIGEON_PASSWORD", "password123"}});
+  expectOn(gina, "online over tcp", "gina");
+
+  ASSERT_EQ(first->terminate(), 0);
+  expectOn(gina, "connection lost (", "gina");
+  gina.typeLine("sent while the server is away");
+  PigeondProcess second(dir.path() + "/data", {"--http-port", http_port, "--tcp-port", tcp_port});
+  second.start();
+  expectOn(gina, "back online over tcp", "gina");
+  // What was typed while offline was sent once the connection came back.
+  expectOn(gina, "#lobby gina: sent while the server is away", "gina");
+  gina.typeLine(":q!");
+  EXPECT_EQ(gina.waitExit(), 0) << gina.screen();
 }
 
 TEST_F(ConsolePtyTest, AWrongPasswordExitsWithAClearMessage) {
