@@ -2,8 +2,9 @@
 // (port 0, temporary data): two users chat both ways over TCP and WebSocket, :olu lists both, an
 // incoming message does not disturb a half-typed line, offline messages show at login, groups,
 // history and search work, bad input gets help or the server's error, a wrong password exits
-// non-zero, scripts can pipe commands in, and a server restart is reported and survived. Every wait polls the terminal's output with a
-// deadline. PIGEON_TEST_SHOW_SCREENS=1 prints some screens of passing tests too.
+// non-zero, scripts can pipe commands in, and a server restart is reported and survived. Every
+// wait polls the terminal's output with a deadline. PIGEON_TEST_SHOW_SCREENS=1 prints some
+// screens of passing tests too.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
