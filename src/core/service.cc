@@ -342,26 +342,32 @@ Result<bool> Service::canAccess(UserId user, std::string_view conversation) {
 }
 
 void Service::send(const Principal& who, SendRequest request, SendCallback done) {
+  auto draft = check(who, std::move(request));
+  if (!draft) return done(std::unexpected(draft.error()));
+  commit(who, std::move(*draft), std::move(done));
+}
+
+Result<store::NewMessage> Service::check(const Principal& who, SendRequest request) {
   if (request.to_user.has_value() == request.to_group.has_value()) {
-    return done(fail(Errc::BadRequest, "give exactly one of to_user and to_group"));
+    return fail(Errc::BadRequest, "give exactly one of to_user and to_group");
   }
   if (request.body.size() > options_.max_body_bytes) {
-    return done(fail(Errc::TooLarge, "body is over the limit of " +
-                                         std::to_string(options_.max_body_bytes) + " bytes"));
+    return fail(Errc::TooLarge, "body is over the limit of " +
+                                    std::to_string(options_.max_body_bytes) + " bytes");
   }
   if (auto ok = validateContentType(request.content_type); !ok)
-    return done(std::unexpected(ok.error()));
+    return std::unexpected(ok.error());
   if (auto ok = validateClientMsgId(request.client_msg_id); !ok)
-    return done(std::unexpected(ok.error()));
+    return std::unexpected(ok.error());
 
   store::NewMessage draft;
   if (request.to_user) {
     auto target = store_.findUserByName(*request.to_user);
     if (!target) {
       if (target.error().code == Errc::NotFound) {
-        return done(fail(Errc::NotFound, "user '" + *request.to_user + "' does not exist"));
+        return fail(Errc::NotFound, "user '" + *request.to_user + "' does not exist");
       }
-      return done(std::unexpected(target.error()));
+      return std::unexpected(target.error());
     }
     draft.message.conversation = directConversation(who.user, target->id);
     draft.recipients.push_back(who.user);
@@ -369,14 +375,14 @@ void Service::send(const Principal& who, SendRequest request, SendCallback done)
   } else {
     const GroupId gid = *request.to_group;
     auto group = loadGroup(gid);
-    if (!group) return done(std::unexpected(group.error()));
+    if (!group) return std::unexpected(group.error());
     auto member = isMember(gid, who.user);
-    if (!member) return done(std::unexpected(member.error()));
+    if (!member) return std::unexpected(member.error());
     if (!*member) {
-      return done(fail(Errc::Forbidden, "you are not a member of group " + std::to_string(gid)));
+      return fail(Errc::Forbidden, "you are not a member of group " + std::to_string(gid));
     }
     auto members = membersOf(gid);
-    if (!members) return done(std::unexpected(members.error()));
+    if (!members) return std::unexpected(members.error());
     draft.message.conversation = groupConversation(gid);
     draft.recipients = std::move(*members);
   }
@@ -390,6 +396,10 @@ void Service::send(const Principal& who, SendRequest request, SendCallback done)
   m.content_type = std::move(request.content_type);
   m.body = std::move(request.body);
 
+  return draft;
+}
+
+void Service::commit(const Principal& who, store::NewMessage draft, SendCallback done) {
   store_.append(std::move(draft), [this, from = who.username,
                                    done = std::move(done)](Result<store::Appended> appended) {
     if (!appended) return done(std::unexpected(appended.error()));

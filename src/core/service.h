@@ -168,6 +168,11 @@ class Service {
   // (no or two targets, bad content type or client_msg_id), TooLarge (body), NotFound (user
   // or group), Forbidden (not a member), Unavailable (store failed). `done` may run inline.
   void send(const Principal& who, SendRequest request, SendCallback done);
+  // send() in two steps, for callers that check a batch of sends before storing any (the
+  // gateway): check() validates and resolves the recipients (the errors above but
+  // Unavailable-on-append), commit() appends what check() returned and calls `done` once durable.
+  Result<store::NewMessage> check(const Principal& who, SendRequest request);
+  void commit(const Principal& who, store::NewMessage draft, SendCallback done);
   // The caller's inbox after `after` (nullopt: after this device's cursor), at most `limit`.
   Result<SyncResult> sync(const Principal& who, std::optional<Seq> after, std::size_t limit);
   // The highest seq this device acknowledged (0 if none).

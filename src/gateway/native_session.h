@@ -31,6 +31,9 @@ class NativeSession final : public Session {
   void onReceipt(const std::string* receipt) override;
   void onSendAccepted(const core::SendResult& result, const std::optional<std::string>& ref) override;
   void onSendRefused(const Error& error, const std::optional<std::string>& ref) override;
+  bool refusalIsFatal(const Error& error) const override {
+    return error.code == Errc::Unavailable || error.code == Errc::Internal;
+  }
   void encodeMessage(OutFrame& frame, std::shared_ptr<const OutboundMessage> message,
                      store::Seq seq) override;
   void encodePresence(const PresenceEvent& event) override;

@@ -15,6 +15,7 @@ namespace {
 constexpr std::size_t kMaxBatchFrames = 64;
 constexpr std::size_t kMaxBatchBytes = 256 * 1024;
 constexpr std::int64_t kCloseGraceMs = 2000;
+constexpr std::size_t kSendBatch = 64;
 
 }  // namespace
 
@@ -338,19 +339,37 @@ void Session::submitSend(core::SendRequest request, std::optional<std::string> r
 void Session::startNextSend() {
   if (send_running_ || send_queue_.empty() || phase_ != Phase::Connected) return;
   send_running_ = true;
-  PendingSend next = std::move(send_queue_.front());
-  send_queue_.erase(send_queue_.begin());
-  auto work = [self = shared_from_this(), who = principal_, next = std::move(next)]() mutable {
+  // Everything queued (up to a batch) is checked on one worker in order, then appended in
+  // that order: one round trip for the batch, not one per send.
+  const std::size_t n = std::min(send_queue_.size(), kSendBatch);
+  std::vector<PendingSend> batch(std::make_move_iterator(send_queue_.begin()),
+                                 std::make_move_iterator(send_queue_.begin() + std::ptrdiff_t(n)));
+  send_queue_.erase(send_queue_.begin(), send_queue_.begin() + std::ptrdiff_t(n));
+  auto work = [self = shared_from_this(), who = principal_, batch = std::move(batch)]() mutable {
     auto executor = self->transport_->executor();
-    self->gateway_.service().send(
-        who, std::move(next.request),
-        [self, executor, ref = std::move(next.ref)](Result<core::SendResult> r) mutable {
-          asio::post(executor, [self, r = std::move(r), ref = std::move(ref)]() mutable {
-            self->onSent(std::move(r), std::move(ref));
-          });
+    core::Service& service = self->gateway_.service();
+    std::size_t i = 0;
+    while (i < batch.size()) {
+      PendingSend& next = batch[i++];
+      auto draft = service.check(who, std::move(next.request));
+      if (!draft) {
+        const bool fatal = self->refusalIsFatal(draft.error());
+        asio::post(executor, [self, error = std::move(draft.error()), ref = std::move(next.ref)]() mutable {
+          self->onSent(std::unexpected(std::move(error)), std::move(ref));
         });
-    // The checks are done and the append is queued in order: the next send may start.
-    asio::post(executor, [self] {
+        if (fatal) break;  // the connection closes: nothing after this send is stored
+        continue;
+      }
+      service.commit(who, std::move(*draft),
+                     [self, executor, ref = std::move(next.ref)](Result<core::SendResult> r) mutable {
+                       asio::post(executor, [self, r = std::move(r), ref = std::move(ref)]() mutable {
+                         self->onSent(std::move(r), std::move(ref));
+                       });
+                     });
+    }
+    const std::size_t dropped = batch.size() - i;
+    asio::post(executor, [self, dropped] {
+      self->inflight_sends_ -= dropped;
       self->send_running_ = false;
       self->startNextSend();
     });

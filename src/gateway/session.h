@@ -132,6 +132,9 @@ class Session : public Endpoint,
   virtual void onReceipt(const std::string* receipt) = 0;
   virtual void onSendAccepted(const core::SendResult& result, const std::optional<std::string>& ref) = 0;
   virtual void onSendRefused(const Error& error, const std::optional<std::string>& ref) = 0;
+  // Whether refusing a send closes the connection (then later sends are not stored). Called on
+  // a worker thread: must not touch mutable state.
+  virtual bool refusalIsFatal(const Error& error) const = 0;
   virtual void encodeMessage(OutFrame& frame, std::shared_ptr<const OutboundMessage> message,
                              store::Seq seq) = 0;
   virtual void encodePresence(const PresenceEvent& event) = 0;
@@ -196,8 +199,8 @@ class Session : public Endpoint,
 
   bool attached_ = false;  // in the hub
 
-  // Sends: checked one at a time (so a connection's messages keep their order), then durable
-  // in any number; inflight_sends_ counts those not answered yet.
+  // Sends: checked in order, a batch at a time on one worker (so a connection's messages keep
+  // their order), then durable in any number; inflight_sends_ counts those not answered yet.
   struct PendingSend {
     core::SendRequest request;
     std::optional<std::string> ref;

@@ -36,6 +36,7 @@ class StompSession final : public Session, private protocol::WsHandler {
   void onReceipt(const std::string* receipt) override;
   void onSendAccepted(const core::SendResult& result, const std::optional<std::string>& ref) override;
   void onSendRefused(const Error& error, const std::optional<std::string>& ref) override;
+  bool refusalIsFatal(const Error&) const override { return true; }  // STOMP: ERROR, then close
   void encodeMessage(OutFrame& frame, std::shared_ptr<const OutboundMessage> message,
                      store::Seq seq) override;
   void encodePresence(const PresenceEvent& event) override;
