@@ -105,8 +105,7 @@ Command parseColon(std::string_view line) {
     return cmd::Delay{*seconds, std::string(text)};
   }
   if (name == ":to") {
-    if (args.size() != 1 || args[0] == "#" ||
-        (args[0][0] != '#' && !looksLikeUsername(args[0]))) {
+    if (args.size() != 1 || args[0] == "#" || (args[0][0] != '#' && !looksLikeUsername(args[0]))) {
       return cmd::Usage{":to <user>|#lobby|#<group id>|#<group name>"};
     }
     return cmd::To{args[0]};
@@ -156,8 +155,7 @@ Command parseCommand(std::string_view raw) {
     // ":smile: hi" is text that starts with an alias, not a command.
     const auto close = line.find(':', 1);
     const auto space = line.find_first_of(" \t");
-    if (close != std::string_view::npos && close < space &&
-        findEmoji(line.substr(1, close - 1))) {
+    if (close != std::string_view::npos && close < space && findEmoji(line.substr(1, close - 1))) {
       return cmd::Text{std::string(line)};
     }
     return parseColon(line);
@@ -173,6 +171,8 @@ Command parseCommand(std::string_view raw) {
   return cmd::Text{std::string(line)};
 }
 
-std::span<const CommandHelp> commandHelp() { return kHelp; }
+std::span<const CommandHelp> commandHelp() {
+  return kHelp;
+}
 
 }  // namespace pigeon::console

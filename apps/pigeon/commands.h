@@ -13,35 +13,63 @@
 namespace pigeon::console {
 
 namespace cmd {
-struct Empty {};                          // a blank line: nothing to do
-struct Text { std::string body; };        // to the current conversation (aliases unexpanded)
-struct Private { std::string user, body; };  // `bob;;hello`
-struct OnlineUsers {};                    // :olu
-struct UsersByPrefix { std::string prefix; };  // :pu <prefix>
-struct Info {};                           // :info
-struct Help {};                           // :all (also :help, :?)
-struct Quit {};                           // :q!
-struct Search { std::string keyword; };   // :q <keyword>
-struct Emoji { std::size_t page = 1; };   // :emoji [page]
-struct Delay { double seconds = 0; std::string body; };  // :delay <seconds> <text>
-struct To { std::string target; };        // :to <user|#group>: "bob" or "#lobby" / "#<id|name>"
-struct History { std::size_t count = 20; };  // :history [n]
-struct Groups {};                         // :groups
-struct Create { std::string name; std::vector<std::string> members; };  // :create <name> <user…>
-struct Add { std::string group, user; };  // :add <group> <user>
-struct Leave { std::string group; };      // :leave <group>
-struct Unread {};                         // :unread
+struct Empty {};  // a blank line: nothing to do
+struct Text {
+  std::string body;
+};  // to the current conversation (aliases unexpanded)
+struct Private {
+  std::string user, body;
+};                      // `bob;;hello`
+struct OnlineUsers {};  // :olu
+struct UsersByPrefix {
+  std::string prefix;
+};               // :pu <prefix>
+struct Info {};  // :info
+struct Help {};  // :all (also :help, :?)
+struct Quit {};  // :q!
+struct Search {
+  std::string keyword;
+};  // :q <keyword>
+struct Emoji {
+  std::size_t page = 1;
+};  // :emoji [page]
+struct Delay {
+  double seconds = 0;
+  std::string body;
+};  // :delay <seconds> <text>
+struct To {
+  std::string target;
+};  // :to <user|#group>: "bob" or "#lobby" / "#<id|name>"
+struct History {
+  std::size_t count = 20;
+};                 // :history [n]
+struct Groups {};  // :groups
+struct Create {
+  std::string name;
+  std::vector<std::string> members;
+};  // :create <name> <user…>
+struct Add {
+  std::string group, user;
+};  // :add <group> <user>
+struct Leave {
+  std::string group;
+};                 // :leave <group>
+struct Unread {};  // :unread
 // A known command used wrongly: `usage` says how to use it.
-struct Usage { std::string usage; };
+struct Usage {
+  std::string usage;
+};
 // A line that looks like a command but is none: the console prints the help.
-struct Unknown { std::string name; };
+struct Unknown {
+  std::string name;
+};
 }  // namespace cmd
 
-using Command = std::variant<cmd::Empty, cmd::Text, cmd::Private, cmd::OnlineUsers,
-                             cmd::UsersByPrefix, cmd::Info, cmd::Help, cmd::Quit, cmd::Search,
-                             cmd::Emoji, cmd::Delay, cmd::To, cmd::History, cmd::Groups,
-                             cmd::Create, cmd::Add, cmd::Leave, cmd::Unread, cmd::Usage,
-                             cmd::Unknown>;
+using Command =
+    std::variant<cmd::Empty, cmd::Text, cmd::Private, cmd::OnlineUsers, cmd::UsersByPrefix,
+                 cmd::Info, cmd::Help, cmd::Quit, cmd::Search, cmd::Emoji, cmd::Delay, cmd::To,
+                 cmd::History, cmd::Groups, cmd::Create, cmd::Add, cmd::Leave, cmd::Unread,
+                 cmd::Usage, cmd::Unknown>;
 
 // Limits the parser enforces.
 inline constexpr double kMaxDelaySeconds = 24 * 3600;

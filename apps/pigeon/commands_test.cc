@@ -91,10 +91,10 @@ TEST(ParseCommand, ColonLinesThatAreNotCommands) {
 TEST(CommandHelp, ListsEveryCommandOnce) {
   std::set<std::string_view> seen;
   for (const auto& h : commandHelp()) EXPECT_TRUE(seen.insert(h.syntax).second) << h.syntax;
-  for (std::string_view c : {":olu", ":pu <prefix>", ":info", ":all", ":q!", ":q <keyword>",
-                             ":emoji [page]", ":delay <seconds> <text>", ":to <user>|#<group>",
-                             ":history [n]", ":groups", ":create <name> <user…>",
-                             ":add <group> <user>", ":leave <group>", ":unread"}) {
+  for (std::string_view c :
+       {":olu", ":pu <prefix>", ":info", ":all", ":q!", ":q <keyword>", ":emoji [page]",
+        ":delay <seconds> <text>", ":to <user>|#<group>", ":history [n]", ":groups",
+        ":create <name> <user…>", ":add <group> <user>", ":leave <group>", ":unread"}) {
     EXPECT_TRUE(seen.count(c)) << c;
   }
 }

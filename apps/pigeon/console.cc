@@ -1,10 +1,10 @@
 #include "console.h"
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -133,9 +133,13 @@ void Console::waitSignal() {
 
 // ---- output --------------------------------------------------------------------------------
 
-void Console::print(std::string_view text) { terminal_.print(text); }
+void Console::print(std::string_view text) {
+  terminal_.print(text);
+}
 
-void Console::status(std::string_view text) { print("· " + std::string(text)); }
+void Console::status(std::string_view text) {
+  print("· " + std::string(text));
+}
 
 void Console::printError(std::string_view what, const Error& error) {
   print("✗ " + std::string(what) + ": " + error.message + " (" + std::string(errcName(error.code)) +
@@ -272,10 +276,9 @@ void Console::sendText(const Target& target, const std::string& text) {
 
 void Console::onSendResult(const client::SendResult& result) {
   auto it = pending_.find(result.client_msg_id);
-  std::string label = it != pending_.end() ? it->second
-                      : result.to.isGroup()
-                          ? names_.label("g:" + std::to_string(result.to.group))
-                          : "@" + result.to.user;
+  std::string label = it != pending_.end()  ? it->second
+                      : result.to.isGroup() ? names_.label("g:" + std::to_string(result.to.group))
+                                            : "@" + result.to.user;
   if (it != pending_.end()) pending_.erase(it);
   if (draining_) {
     // Checked once the SDK has finished with this send.
@@ -286,7 +289,8 @@ void Console::onSendResult(const client::SendResult& result) {
   if (!result.receipt) return printError("not sent to " + label, result.receipt.error());
   // A private conversation's id names the other user: remember whose it is.
   if (!result.to.isGroup()) {
-    if (auto ref = client::parseConversation(result.receipt->conversation); ref && !ref->isGroup()) {
+    if (auto ref = client::parseConversation(result.receipt->conversation);
+        ref && !ref->isGroup()) {
       const auto other = ref->user_lo == names_.selfId() ? ref->user_hi : ref->user_lo;
       names_.learnUser(other, result.to.user);
     }
@@ -379,7 +383,9 @@ void Console::onKicked(const std::string& reason) {
          (reason.empty() ? "" : ": " + reason) + "; quitting");
 }
 
-void Console::onError(const Error& error) { printError("server", error); }
+void Console::onError(const Error& error) {
+  printError("server", error);
+}
 
 // ---- lookups -------------------------------------------------------------------------------
 
@@ -424,14 +430,15 @@ awaitable<Result<std::uint64_t>> Console::resolveGroup(std::string spec) {
   }
   std::string ids;
   for (auto id : matches) ids += " #" + std::to_string(id);
-  co_return fail(Errc::Conflict,
-                 "'" + spec + "' names " + std::to_string(matches.size()) +
-                     " of your groups; use the id:" + ids);
+  co_return fail(Errc::Conflict, "'" + spec + "' names " + std::to_string(matches.size()) +
+                                     " of your groups; use the id:" + ids);
 }
 
 // ---- commands ------------------------------------------------------------------------------
 
-awaitable<void> Console::run(const cmd::Empty&) { co_return; }
+awaitable<void> Console::run(const cmd::Empty&) {
+  co_return;
+}
 
 awaitable<void> Console::run(const cmd::Text& c) {
   sendText(current_, c.body);
@@ -460,17 +467,16 @@ awaitable<void> Console::run(const cmd::UsersByPrefix& c) {
 
 awaitable<void> Console::run(const cmd::Info&) {
   const client::Session* s = client_->session();
-  std::string gateway = s ? (options_.transport == client::Transport::Tcp ? s->gateway_tcp
-                                                                           : s->gateway_ws)
-                          : "";
+  std::string gateway =
+      s ? (options_.transport == client::Transport::Tcp ? s->gateway_tcp : s->gateway_ws) : "";
   if (!options_.gateway.empty()) gateway = options_.gateway;
   print("user       " + names_.selfName() + " (id " + std::to_string(names_.selfId()) + ")" +
         "\ndevice     " + options_.device +  //
         "\nserver     " + options_.server +  //
         "\ntransport  " + transportName(options_.transport) +
         (gateway.empty() ? "" : " (" + gateway + ")") +  //
-        "\nstate      " + std::string(client::stateName(client_->state())) +
-        "\ntalking to " + names_.label(current_.conversation) +  //
+        "\nstate      " + std::string(client::stateName(client_->state())) + "\ntalking to " +
+        names_.label(current_.conversation) +  //
         "\ninbox      last seq " + std::to_string(client_->lastSeq()) + ", " +
         std::to_string(client_->pendingSends()) + " message(s) being sent");
   co_return;
@@ -509,9 +515,10 @@ awaitable<void> Console::run(const cmd::Search& c) {
     if (auto m = messageFromJson(item)) messages.push_back(std::move(*m));
   }
   std::reverse(messages.begin(), messages.end());  // oldest first, the newest by the prompt
-  const std::int64_t scanned = o->contains("scanned") ? o->at("scanned").to_number<std::int64_t>() : 0;
-  const bool complete = o->contains("complete") && o->at("complete").is_bool() &&
-                        o->at("complete").as_bool();
+  const std::int64_t scanned =
+      o->contains("scanned") ? o->at("scanned").to_number<std::int64_t>() : 0;
+  const bool complete =
+      o->contains("complete") && o->at("complete").is_bool() && o->at("complete").as_bool();
   print("search '" + c.keyword + "': " + std::to_string(messages.size()) + " message(s)" +
         (messages.size() == kSearchLimit ? " (the newest " + std::to_string(kSearchLimit) + ")"
                                          : "") +

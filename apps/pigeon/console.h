@@ -11,10 +11,10 @@
 // (see ExitCode).
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/awaitable.hpp>
 #include <deque>
 #include <list>
 #include <map>
@@ -32,11 +32,11 @@ namespace pigeon::console {
 
 enum ExitCode : int {
   kExitOk = 0,
-  kExitUsage = 1,         // bad flags, no password
-  kExitLoginRefused = 2,  // wrong username or password, or the account could not be created
-  kExitUnreachable = 3,   // the server could not be reached at start
-  kExitKicked = 4,        // this device logged in elsewhere
-  kExitInterrupted = 130, // a second Ctrl-C while quitting
+  kExitUsage = 1,          // bad flags, no password
+  kExitLoginRefused = 2,   // wrong username or password, or the account could not be created
+  kExitUnreachable = 3,    // the server could not be reached at start
+  kExitKicked = 4,         // this device logged in elsewhere
+  kExitInterrupted = 130,  // a second Ctrl-C while quitting
 };
 
 struct ConsoleOptions {
@@ -48,8 +48,8 @@ struct ConsoleOptions {
   client::Transport transport = client::Transport::Tcp;
   std::string gateway;  // optional: instead of the one login returns
   client::TlsOptions tls;
-  bool interactive = true;       // readline on a TTY; false: plain lines from stdin
-  std::string on_message;        // program for --on-message; empty: none
+  bool interactive = true;  // readline on a TTY; false: plain lines from stdin
+  std::string on_message;   // program for --on-message; empty: none
   std::size_t on_message_jobs = 4;
 };
 

@@ -6,6 +6,8 @@
 namespace pigeon::console {
 namespace {
 
+// Two aliases a line.
+// clang-format off
 constexpr std::array kAliases = {
     EmojiAlias{"smile", "😄"},          EmojiAlias{"grin", "😁"},
     EmojiAlias{"joy", "😂"},            EmojiAlias{"rofl", "🤣"},
@@ -75,6 +77,7 @@ constexpr std::array kAliases = {
     EmojiAlias{"warning", "⚠️"},        EmojiAlias{"question", "❓"},
     EmojiAlias{"exclamation", "❗"},    EmojiAlias{"ok", "🆗"},
 };
+// clang-format on
 
 // A name is what may stand between the colons: letters, digits, '_', '+' and '-'.
 bool isNameChar(char c) {
@@ -84,7 +87,9 @@ bool isNameChar(char c) {
 
 }  // namespace
 
-std::span<const EmojiAlias> emojiAliases() { return kAliases; }
+std::span<const EmojiAlias> emojiAliases() {
+  return kAliases;
+}
 
 std::optional<std::string_view> findEmoji(std::string_view name) {
   for (const auto& alias : kAliases) {
@@ -120,7 +125,9 @@ std::string expandEmoji(std::string_view text) {
   return out;
 }
 
-std::size_t emojiPageCount() { return (kAliases.size() + kEmojiPerPage - 1) / kEmojiPerPage; }
+std::size_t emojiPageCount() {
+  return (kAliases.size() + kEmojiPerPage - 1) / kEmojiPerPage;
+}
 
 std::span<const EmojiAlias> emojiPage(std::size_t page) {
   if (page == 0 || page > emojiPageCount()) return {};

@@ -66,7 +66,9 @@ void UnreadCounts::onIncoming(const std::string& conversation, const std::string
   if (conversation != current) ++counts_[conversation];
 }
 
-void UnreadCounts::viewed(const std::string& conversation) { counts_.erase(conversation); }
+void UnreadCounts::viewed(const std::string& conversation) {
+  counts_.erase(conversation);
+}
 
 std::size_t UnreadCounts::total() const {
   std::size_t n = 0;
@@ -97,10 +99,14 @@ std::size_t utf8Length(std::string_view s, std::size_t i) {
   std::size_t n = 0;
   std::uint32_t min = 0, cp = 0;
   if (c < 0x80) return 1;
-  if ((c & 0xE0) == 0xC0) n = 2, min = 0x80, cp = c & 0x1F;
-  else if ((c & 0xF0) == 0xE0) n = 3, min = 0x800, cp = c & 0x0F;
-  else if ((c & 0xF8) == 0xF0) n = 4, min = 0x10000, cp = c & 0x07;
-  else return 0;
+  if ((c & 0xE0) == 0xC0)
+    n = 2, min = 0x80, cp = c & 0x1F;
+  else if ((c & 0xF0) == 0xE0)
+    n = 3, min = 0x800, cp = c & 0x0F;
+  else if ((c & 0xF8) == 0xF0)
+    n = 4, min = 0x10000, cp = c & 0x07;
+  else
+    return 0;
   if (i + n > s.size()) return 0;
   for (std::size_t k = 1; k < n; ++k) {
     if ((b(i + k) & 0xC0) != 0x80) return 0;

@@ -56,14 +56,17 @@ TEST(UnreadCounts, CountOnlyOtherConversationsUntilViewed) {
 
 TEST(Format, TimeIsShortForToday) {
   const std::int64_t now = 1'700'000'000'000;
-  EXPECT_EQ(formatTime(now, now).size(), 8u);           // HH:MM:SS
+  EXPECT_EQ(formatTime(now, now).size(), 8u);                    // HH:MM:SS
   EXPECT_EQ(formatTime(now - 3 * 86'400'000, now).size(), 16u);  // YYYY-MM-DD HH:MM
 }
 
 TEST(Format, BodiesCannotDriveTheTerminal) {
   EXPECT_EQ(printableBody("text/plain", "plain 😀 text"), "plain 😀 text");
   EXPECT_EQ(printableBody("text/plain", "red \x1b[31mtext\x07"), "red ?[31mtext?");
-  EXPECT_EQ(printableBody("text/plain", "c1 \xC2\x9B" "2J"), "c1 ?2J");
+  EXPECT_EQ(printableBody("text/plain",
+                          "c1 \xC2\x9B"
+                          "2J"),
+            "c1 ?2J");
   EXPECT_EQ(printableBody("text/plain", "bad \xFF byte"), "bad \xEF\xBF\xBD byte");
   EXPECT_EQ(printableBody("text/plain", "two\nlines", 2), "two\n  lines");
   EXPECT_EQ(printableBody("application/octet-stream", "\x01\x02\x03"),

@@ -26,7 +26,10 @@ class HookTest : public ::testing::Test {
   // Runs the loop until `hook` is idle, with a deadline.
   void runUntilIdle(MessageHook& hook) {
     bool idle = false;
-    hook.whenIdle([&] { idle = true; io_.stop(); });
+    hook.whenIdle([&] {
+      idle = true;
+      io_.stop();
+    });
     boost::asio::steady_timer deadline(io_, std::chrono::seconds(20));
     deadline.async_wait([&](auto ec) {
       if (!ec) io_.stop();

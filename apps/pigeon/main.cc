@@ -94,8 +94,9 @@ int main(int argc, char** argv) {
   app.add_option("--password-file", password_file,
                  "read the password from the first line of this file (else PIGEON_PASSWORD, "
                  "else a prompt)");
-  app.add_flag("--register", options.register_user, "create the account first (an existing "
-                                                     "one with this password is fine)");
+  app.add_flag("--register", options.register_user,
+               "create the account first (an existing "
+               "one with this password is fine)");
   app.add_option("--device", options.device, "this device's name")->capture_default_str();
   auto* tcp_flag = app.add_flag("--tcp", tcp, "connect over the native TCP protocol (default)");
   app.add_flag("--ws", ws, "connect over STOMP on WebSocket")->excludes(tcp_flag);

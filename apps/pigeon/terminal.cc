@@ -12,7 +12,7 @@ namespace pigeon::console {
 namespace asio = boost::asio;
 
 namespace {
-Terminal* g_terminal = nullptr;  // readline's callback has no user pointer
+Terminal* g_terminal = nullptr;            // readline's callback has no user pointer
 constexpr std::size_t kMaxLine = 1 << 20;  // plain mode: a longer "line" is cut here
 }  // namespace
 

@@ -53,7 +53,7 @@ class Terminal {
   Handlers handlers_;
   boost::asio::posix::stream_descriptor input_;
   boost::asio::signal_set winch_;
-  bool reading_ = false;       // start() called and stopInput() not yet
+  bool reading_ = false;        // start() called and stopInput() not yet
   bool input_is_file_ = false;  // plain mode on a regular file (cannot be waited for)
   bool eof_sent_ = false;
   std::string prompt_;

@@ -9,8 +9,8 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <iostream>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "console/pty.h"
@@ -48,14 +48,11 @@ class ConsolePtyTest : public ::testing::Test {
   std::unique_ptr<PtyProcess> console(const std::string& user, std::vector<std::string> args,
                                       const std::string& password = "password123") {
     std::vector<std::string> argv{PIGEON_CONSOLE_PATH, "--server", serverUrl(), "--user", user,
-                                  "--device", "pty"};
+                                  "--device",          "pty"};
     argv.insert(argv.end(), args.begin(), args.end());
-    std::map<std::string, std::string> env{{"TERM", "xterm"},
-                                           {"HOME", dir_->path()},
-                                           {"INPUTRC", "/dev/null"},
-                                           {"LANG", "C.UTF-8"},
-                                           {"TZ", "UTC"},
-                                           {"PATH", "/usr/bin:/bin"}};
+    std::map<std::string, std::string> env{
+        {"TERM", "xterm"},   {"HOME", dir_->path()}, {"INPUTRC", "/dev/null"},
+        {"LANG", "C.UTF-8"}, {"TZ", "UTC"},          {"PATH", "/usr/bin:/bin"}};
     if (!password.empty()) env["PIGEON_PASSWORD"] = password;
     return std::make_unique<PtyProcess>(argv, env);
   }
@@ -97,9 +94,9 @@ TEST_F(ConsolePtyTest, TwoUsersChatBothWaysAndSeeEachOtherOnline) {
   expectOn(*alice, "#lobby alice: hello bob 👋", "alice");
 
   // bob's --on-message program got the message as one JSON line.
-  EXPECT_TRUE(waitFor([&] { return readFile(hook_file).find("\"body\":\"hello bob 👋\"") !=
-                                   std::string::npos; }))
-      << readFile(hook_file);
+  EXPECT_TRUE(waitFor([&] {
+    return readFile(hook_file).find("\"body\":\"hello bob 👋\"") != std::string::npos;
+  })) << readFile(hook_file);
 
   // CIM's private message, the other way.
   bob->typeLine("alice;;hi alice, only for you");
@@ -193,8 +190,9 @@ TEST_F(ConsolePtyTest, ScriptsPipeCommandsWithoutATerminal) {
     out << "printf 'hello from a script\\n:olu\\n:nonsense\\n' | " << PIGEON_CONSOLE_PATH
         << " --server " << serverUrl() << " --user frank --register\n";
   }
-  PtyProcess frank({"/bin/sh", script},
-                   {{"PIGEON_PASSWORD", "password123"}, {"PATH", "/usr/bin:/bin"}, {"TERM", "xterm"}});
+  PtyProcess frank(
+      {"/bin/sh", script},
+      {{"PIGEON_PASSWORD", "password123"}, {"PATH", "/usr/bin:/bin"}, {"TERM", "xterm"}});
   expectOn(frank, "logged in as frank", "frank");
   expectOn(frank, "online (", "frank");
   expectOn(frank, "unknown command ':nonsense'", "frank");
@@ -220,10 +218,14 @@ TEST_F(ConsolePtyTest, AServerThatGoesAwayIsReportedAndReconnectedTo) {
   first->start();
   const std::string http_port = std::to_string(first->httpPort());
   const std::string tcp_port = std::to_string(first->tcpPort());
-  std::vector<std::string> argv{PIGEON_CONSOLE_PATH, "--server", "http://127.0.0.1:" + http_port,
-                                "--user", "gina", "--register"};
-  PtyProcess gina(argv, {{"TERM", "xterm"}, {"HOME", dir.path()}, {"INPUTRC", "/dev/null"},
-                         {"LANG", "C.UTF-8"}, {"PIGEON_PASSWORD", "password123"}});
+  std::vector<std::string> argv{
+      PIGEON_CONSOLE_PATH, "--server", "http://127.0.0.1:" + http_port, "--user", "gina",
+      "--register"};
+  PtyProcess gina(argv, {{"TERM", "xterm"},
+                         {"HOME", dir.path()},
+                         {"INPUTRC", "/dev/null"},
+                         {"LANG", "C.UTF-8"},
+                         {"PIGEON_PASSWORD", "password123"}});
   expectOn(gina, "online over tcp", "gina");
 
   ASSERT_EQ(first->terminate(), 0);

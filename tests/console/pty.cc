@@ -36,8 +36,8 @@ std::string stripEscapes(std::string_view raw) {
       i = j + 1;
     } else if (kind == ']') {  // OSC: up to BEL or ESC backslash
       std::size_t j = i + 2;
-      while (j < raw.size() && raw[j] != '\x07' && !(raw[j] == '\x1b' && j + 1 < raw.size() &&
-                                                     raw[j + 1] == '\\')) {
+      while (j < raw.size() && raw[j] != '\x07' &&
+             !(raw[j] == '\x1b' && j + 1 < raw.size() && raw[j + 1] == '\\')) {
         ++j;
       }
       i = (j < raw.size() && raw[j] == '\x07') ? j + 1 : j + 2;
@@ -105,7 +105,9 @@ void PtyProcess::pump(std::chrono::milliseconds wait) {
   }
 }
 
-std::string PtyProcess::screen() { return stripEscapes(raw_); }
+std::string PtyProcess::screen() {
+  return stripEscapes(raw_);
+}
 
 bool PtyProcess::expect(std::string_view text, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;

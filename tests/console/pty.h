@@ -33,8 +33,7 @@ class PtyProcess {
 
   // Waits until `text` appears in the output after the point the last successful expect()
   // matched (escape sequences and carriage returns removed), and moves that point past it.
-  bool expect(std::string_view text,
-              std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  bool expect(std::string_view text, std::chrono::milliseconds timeout = std::chrono::seconds(15));
   // The same without moving the point: whether `text` is anywhere in the output so far.
   bool seen(std::string_view text);
 
