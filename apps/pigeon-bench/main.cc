@@ -597,7 +597,7 @@ Plan prepare(const Options& o) {
         int st = 0;
         c.request("POST", "/api/v1/messages",
                   json::object{{"to_group", std::to_string(groups[g])}, {"body", makeBody(groups[g], n, o.size)},
-                               {"client_msg_id", "s" + std::to_string(n)}},
+                               {"client_msg_id", "s" + std::to_string(g) + "-" + std::to_string(n)}},
                   token, st);
         if (st != 200) throw std::runtime_error("piling up: HTTP " + std::to_string(st));
       }
