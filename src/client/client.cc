@@ -315,7 +315,8 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
     auto opened = co_await c->pipe->open();
     if (!opened) co_return timedOut(opened.error());
     if (c->closed) co_return fail(Errc::Unavailable, "closed");
-    Hello hello{session->token, opt.device, ep.host, opt.heartbeat, opt.presence};
+    // The device the token is bound to (login's answer; with a bare token, the one configured).
+    Hello hello{session->token, session->device, ep.host, opt.heartbeat, opt.presence};
     std::string out;
     c->wire->hello(out, hello);
     auto written = co_await c->pipe->write(out);

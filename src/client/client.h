@@ -416,8 +416,9 @@ struct ClientOptions {
   std::string password;         // for login and for logging in again when the token is refused
   std::string device = "default";
   bool register_user = false;   // start() registers the user first (an existing one is fine)
-  // Optional: a token from an earlier login. Used first; with a password the client logs in
-  // again when it is refused. Without a login, `gateway` must be set.
+  // Optional: a token from an earlier login (for `device`, which must be the token's). Used
+  // first; with a password the client logs in again when it is refused. Without a login,
+  // `gateway` must be set.
   std::string token;
 
   Transport transport = Transport::Tcp;

@@ -376,6 +376,7 @@ TEST_P(ClientTest, GroupChatAndHttpHelpers) {
 
   const auto to = Destination::toGroup(group->group_id);
   alice->send(to, "hello friends");
+  ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() == 1; }));  // then bob answers
   bob->send(to, "hi from bob");
   for (auto* c : {alice.get(), bob.get(), carol.get()}) {
     ASSERT_TRUE(waitFor([&] { return c->rec().messageCount() == 2; }));
