@@ -34,7 +34,9 @@ void rethrow(std::exception_ptr e) {
   if (e) std::rethrow_exception(e);
 }
 
-std::string millis(milliseconds d) { return std::to_string(d.count()) + " ms"; }
+std::string millis(milliseconds d) {
+  return std::to_string(d.count()) + " ms";
+}
 
 }  // namespace
 
@@ -92,9 +94,9 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   std::vector<std::move_only_function<void()>> stop_waiters;
   bool started = false;
   bool stop_requested = false;
-  bool dead = false;          // the Client was destroyed
+  bool dead = false;  // the Client was destroyed
   bool need_login = true;
-  bool token_fresh = false;   // the token came from a login since the last refusal
+  bool token_fresh = false;  // the token came from a login since the last refusal
   bool registered = false;
   std::uint64_t nonce = 0;
 
@@ -105,7 +107,8 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   void setState(State s, Reason reason = Reason::None, std::string detail = {},
                 milliseconds retry_in = milliseconds(0), unsigned attempt = 0) {
     state = s;
-    if (listener) listener->onStateChange(StateChange{s, reason, std::move(detail), retry_in, attempt});
+    if (listener)
+      listener->onStateChange(StateChange{s, reason, std::move(detail), retry_in, attempt});
   }
 
   void completeStart(Result<Session> r) {
@@ -116,7 +119,8 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   }
 
   void reportSend(std::string id, Destination to, Result<SendReceipt> receipt) {
-    if (listener) listener->onSendResult(SendResult{std::move(id), std::move(to), std::move(receipt)});
+    if (listener)
+      listener->onSendResult(SendResult{std::move(id), std::move(to), std::move(receipt)});
   }
 
   // Reports a send that never reached the outbox, after send() returned.
@@ -134,8 +138,9 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
       reportSend(std::move(e.message.client_msg_id), std::move(e.message.to),
                  fail(Errc::Unavailable, "not sent: " + why));
     }
-    completeStart(fail(reason == Reason::Unauthenticated ? Errc::Unauthenticated : Errc::Unavailable,
-                       detail.empty() ? std::string(reasonName(reason)) : detail));
+    completeStart(
+        fail(reason == Reason::Unauthenticated ? Errc::Unauthenticated : Errc::Unavailable,
+             detail.empty() ? std::string(reasonName(reason)) : detail));
     setState(State::Stopped, reason, std::move(detail));
     for (auto& w : std::exchange(stop_waiters, {})) w();
   }
@@ -236,8 +241,12 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
           const std::uint64_t seq = ev.message.seq;
           c->max_rx_seq = std::max(c->max_rx_seq, seq);
           switch (order.take(seq)) {
-            case InboxOrder::Verdict::Deliver: batch.push_back(std::move(ev.message)); break;
-            case InboxOrder::Verdict::Duplicate: ++stats.duplicates_dropped; break;
+            case InboxOrder::Verdict::Deliver:
+              batch.push_back(std::move(ev.message));
+              break;
+            case InboxOrder::Verdict::Duplicate:
+              ++stats.duplicates_dropped;
+              break;
             case InboxOrder::Verdict::Gap:
               ++stats.gaps;
               deliver(c, batch);
@@ -281,18 +290,25 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
           c->wire->pong(c->out, ev.nonce);
           kickWriter(c);
           break;
-        case WireEvent::Kind::Kicked: closeConn(c, Reason::Kicked, std::move(ev.error.message)); break;
+        case WireEvent::Kind::Kicked:
+          closeConn(c, Reason::Kicked, std::move(ev.error.message));
+          break;
         case WireEvent::Kind::AuthFailed:
           closeConn(c, Reason::Unauthenticated, std::move(ev.error.message));
           break;
-        case WireEvent::Kind::Fatal: closeConn(c, Reason::ServerError, std::move(ev.error.message)); break;
+        case WireEvent::Kind::Fatal:
+          closeConn(c, Reason::ServerError, std::move(ev.error.message));
+          break;
         case WireEvent::Kind::Warning:
           if (listener) listener->onError(ev.error);
           break;
-        case WireEvent::Kind::Goodbye: closeConn(c, Reason::StoppedByApp, {}); break;
+        case WireEvent::Kind::Goodbye:
+          closeConn(c, Reason::StoppedByApp, {});
+          break;
         case WireEvent::Kind::Connected:
         case WireEvent::Kind::Pong:
-        case WireEvent::Kind::Other: break;
+        case WireEvent::Kind::Other:
+          break;
       }
     }
     deliver(c, batch);  // taken by order already: hand them over even if the connection closed
@@ -309,7 +325,8 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
       c->pipe->close();
     });
     auto timedOut = [&](Error e) -> Result<void> {
-      if (c->timed_out) e = Error{Errc::Unavailable, "connect timeout after " + millis(opt.connect_timeout)};
+      if (c->timed_out)
+        e = Error{Errc::Unavailable, "connect timeout after " + millis(opt.connect_timeout)};
       return std::unexpected(std::move(e));
     };
     auto opened = co_await c->pipe->open();
@@ -339,7 +356,8 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
           case WireEvent::Kind::Fatal:
           case WireEvent::Kind::SendRefused:
             co_return fail(ev.error.code, ev.error.message);
-          default: break;
+          default:
+            break;
         }
       }
       buf.clear();
@@ -370,7 +388,8 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
         co_return;
       }
       if (c->beat_every.count() > 0) {
-        const auto since = c->ping_each_interval ? c->last_ping : std::max(c->last_tx, c->last_ping);
+        const auto since =
+            c->ping_each_interval ? c->last_ping : std::max(c->last_tx, c->last_ping);
         if (now - since >= c->beat_every) {
           c->wire->ping(c->out, ++self->nonce);
           c->last_ping = now;
@@ -481,8 +500,8 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
       setState(State::Connecting);
       auto wire = opt.transport == Transport::Tcp ? makeNativeWire(opt.max_frame_bytes)
                                                   : makeStompWire(opt.max_frame_bytes);
-      auto c = std::make_shared<Conn>(executor, makePipe(executor, *ep, tls, opt.max_frame_bytes * 2),
-                                      std::move(wire));
+      auto c = std::make_shared<Conn>(
+          executor, makePipe(executor, *ep, tls, opt.max_frame_bytes * 2), std::move(wire));
       c->ping_each_interval = opt.transport == Transport::Tcp;
       conn = c;
       auto est = co_await establish(c, *ep);
@@ -526,7 +545,8 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
         case Reason::Kicked:
           if (listener) listener->onKicked(c->detail);
           co_return finish(Reason::Kicked, c->detail);
-        case Reason::StoppedByApp: co_return finish(Reason::StoppedByApp, c->detail);
+        case Reason::StoppedByApp:
+          co_return finish(Reason::StoppedByApp, c->detail);
         case Reason::Unauthenticated:
           if (!hasPassword()) co_return finish(Reason::Unauthenticated, c->detail);
           need_login = true;
@@ -588,17 +608,21 @@ std::string Client::send(OutgoingMessage message) {
   const std::size_t size =
       message.body.size() + message.content_type.size() + id.size() + message.to.user.size();
   if (!validClientMsgId(id)) {
-    i.refuseLater(std::move(message), Error{Errc::BadRequest, "client_msg_id must be 1 to 64 printable characters"});
+    i.refuseLater(std::move(message),
+                  Error{Errc::BadRequest, "client_msg_id must be 1 to 64 printable characters"});
   } else if (message.to.user.empty() == (message.to.group == 0)) {
-    i.refuseLater(std::move(message), Error{Errc::BadRequest, "a message goes to a user or to a group"});
+    i.refuseLater(std::move(message),
+                  Error{Errc::BadRequest, "a message goes to a user or to a group"});
   } else if (size > i.opt.max_send_bytes) {
-    i.refuseLater(std::move(message), Error{Errc::TooLarge, "message of " + std::to_string(size) +
-                                                                " bytes is over the limit of " +
-                                                                std::to_string(i.opt.max_send_bytes)});
+    i.refuseLater(std::move(message),
+                  Error{Errc::TooLarge, "message of " + std::to_string(size) +
+                                            " bytes is over the limit of " +
+                                            std::to_string(i.opt.max_send_bytes)});
   } else if (i.stop_requested || i.state == State::Stopped) {
     i.refuseLater(std::move(message), Error{Errc::Unavailable, "not sent: the client stopped"});
   } else if (i.outbox.size() >= i.opt.max_pending_sends) {
-    i.refuseLater(std::move(message), Error{Errc::RateLimited, "too many sends waiting for the server"});
+    i.refuseLater(std::move(message),
+                  Error{Errc::RateLimited, "too many sends waiting for the server"});
   } else {
     i.outbox.push(std::move(message));
     if (i.conn && i.conn->online && !i.conn->closed) i.writePendingSends(i.conn);
@@ -634,16 +658,31 @@ void Client::stopImpl(std::move_only_function<void()> done) {
 }
 
 void Client::dropConnection() {
-  if (impl_->conn) impl_->closeConn(impl_->conn, Reason::DroppedByApp, "dropped by the application");
+  if (impl_->conn)
+    impl_->closeConn(impl_->conn, Reason::DroppedByApp, "dropped by the application");
 }
 
-void Client::reconnectNow() { impl_->wait_timer.cancel(); }
+void Client::reconnectNow() {
+  impl_->wait_timer.cancel();
+}
 
-State Client::state() const { return impl_->state; }
-const Session* Client::session() const { return impl_->session ? &*impl_->session : nullptr; }
-std::uint64_t Client::lastSeq() const { return impl_->order.last(); }
-std::size_t Client::pendingSends() const { return impl_->outbox.size(); }
-ClientStats Client::stats() const { return impl_->stats; }
-HttpApi& Client::api() { return impl_->api; }
+State Client::state() const {
+  return impl_->state;
+}
+const Session* Client::session() const {
+  return impl_->session ? &*impl_->session : nullptr;
+}
+std::uint64_t Client::lastSeq() const {
+  return impl_->order.last();
+}
+std::size_t Client::pendingSends() const {
+  return impl_->outbox.size();
+}
+ClientStats Client::stats() const {
+  return impl_->stats;
+}
+HttpApi& Client::api() {
+  return impl_->api;
+}
 
 }  // namespace pigeon::client

@@ -32,10 +32,10 @@
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/associated_executor.hpp>
 #include <boost/json/value.hpp>
 #include <chrono>
 #include <cstdint>
@@ -62,7 +62,7 @@ enum class Transport : std::uint8_t {
 };
 
 struct TlsOptions {
-  std::string ca_file;     // PEM file of trusted CAs; empty: the system's default paths
+  std::string ca_file;      // PEM file of trusted CAs; empty: the system's default paths
   bool verify_peer = true;  // false accepts any certificate: for tests with self-signed certs
 };
 
@@ -82,14 +82,14 @@ struct Destination {
 
 // One message of the inbox (from sync, a live delivery, or history).
 struct Message {
-  std::uint64_t seq = 0;       // this user's inbox seq: 1, 2, 3 … (0 in history pages)
-  std::uint64_t msg_id = 0;    // global id (snowflake)
-  std::string client_msg_id;   // the sender's id, when it gave one (matches our own sends)
-  std::string conversation;    // "p:<lo>:<hi>" or "g:<group id>"
-  std::uint64_t conv_seq = 0;  // place in the conversation
-  std::string from;            // sender's username
-  std::int64_t sent_at_ms = 0; // milliseconds since the Unix epoch
-  std::string content_type;    // "text/plain" unless the sender said otherwise
+  std::uint64_t seq = 0;        // this user's inbox seq: 1, 2, 3 … (0 in history pages)
+  std::uint64_t msg_id = 0;     // global id (snowflake)
+  std::string client_msg_id;    // the sender's id, when it gave one (matches our own sends)
+  std::string conversation;     // "p:<lo>:<hi>" or "g:<group id>"
+  std::uint64_t conv_seq = 0;   // place in the conversation
+  std::string from;             // sender's username
+  std::int64_t sent_at_ms = 0;  // milliseconds since the Unix epoch
+  std::string content_type;     // "text/plain" unless the sender said otherwise
   std::string body;
 };
 
@@ -272,8 +272,8 @@ class HttpApi {
   const std::string& baseUrl() const;
   void setBaseUrl(std::string base_url);
   const std::string& token() const;
-  void setToken(std::string token);      // the bearer token for 🔒 endpoints
-  const std::string& username() const;   // set by login(); used by leaveGroup()
+  void setToken(std::string token);     // the bearer token for 🔒 endpoints
+  const std::string& username() const;  // set by login(); used by leaveGroup()
   void setUsername(std::string username);
 
   // POST /api/v1/users. Signature void(Result<UserRef>); 409 → Errc::Conflict.
@@ -290,8 +290,10 @@ class HttpApi {
   auto login(std::string username, std::string password, std::string device, Token&& token) {
     return detail::initiate<Result<Session>>(
         executor_, std::forward<Token>(token),
-        [this, u = std::move(username), p = std::move(password), d = std::move(device)](
-            auto done) mutable { loginImpl(std::move(u), std::move(p), std::move(d), std::move(done)); });
+        [this, u = std::move(username), p = std::move(password),
+         d = std::move(device)](auto done) mutable {
+          loginImpl(std::move(u), std::move(p), std::move(d), std::move(done));
+        });
   }
   // DELETE /api/v1/sessions: revokes the token. void(Result<void>).
   template <typename Token>
@@ -309,11 +311,13 @@ class HttpApi {
   template <typename Token>
   auto findUsers(std::string prefix, unsigned limit, Token&& token) {
     return detail::initiate<Result<std::vector<UserRef>>>(
-        executor_, std::forward<Token>(token), [this, p = std::move(prefix), limit](auto done) mutable {
+        executor_, std::forward<Token>(token),
+        [this, p = std::move(prefix), limit](auto done) mutable {
           findUsersImpl(std::move(p), limit, std::move(done));
         });
   }
-  // GET /api/v1/groups: the lobby first, then mine, without members. void(Result<std::vector<Group>>).
+  // GET /api/v1/groups: the lobby first, then mine, without members.
+  // void(Result<std::vector<Group>>).
   template <typename Token>
   auto groups(Token&& token) {
     return detail::initiate<Result<std::vector<Group>>>(
@@ -339,7 +343,8 @@ class HttpApi {
   template <typename Token>
   auto addMember(std::uint64_t group_id, std::string username, Token&& token) {
     return detail::initiate<Result<void>>(
-        executor_, std::forward<Token>(token), [this, group_id, u = std::move(username)](auto done) mutable {
+        executor_, std::forward<Token>(token),
+        [this, group_id, u = std::move(username)](auto done) mutable {
           memberImpl("POST", group_id, std::move(u), std::move(done));
         });
   }
@@ -347,7 +352,8 @@ class HttpApi {
   template <typename Token>
   auto removeMember(std::uint64_t group_id, std::string username, Token&& token) {
     return detail::initiate<Result<void>>(
-        executor_, std::forward<Token>(token), [this, group_id, u = std::move(username)](auto done) mutable {
+        executor_, std::forward<Token>(token),
+        [this, group_id, u = std::move(username)](auto done) mutable {
           memberImpl("DELETE", group_id, std::move(u), std::move(done));
         });
   }
@@ -374,7 +380,8 @@ class HttpApi {
   auto request(std::string method, std::string target, boost::json::value body, Token&& token) {
     return detail::initiate<Result<boost::json::value>>(
         executor_, std::forward<Token>(token),
-        [this, m = std::move(method), t = std::move(target), b = std::move(body)](auto done) mutable {
+        [this, m = std::move(method), t = std::move(target),
+         b = std::move(body)](auto done) mutable {
           requestImpl(std::move(m), std::move(t), std::move(b), std::move(done));
         });
   }
@@ -386,7 +393,8 @@ class HttpApi {
   void loginImpl(std::string u, std::string p, std::string d, detail::Done<Result<Session>> done);
   void logoutImpl(detail::Done<Result<void>> done);
   void onlineImpl(detail::Done<Result<std::vector<UserRef>>> done);
-  void findUsersImpl(std::string prefix, unsigned limit, detail::Done<Result<std::vector<UserRef>>> done);
+  void findUsersImpl(std::string prefix, unsigned limit,
+                     detail::Done<Result<std::vector<UserRef>>> done);
   void groupsImpl(detail::Done<Result<std::vector<Group>>> done);
   void groupImpl(std::uint64_t id, detail::Done<Result<Group>> done);
   void createGroupImpl(std::string name, std::vector<std::string> members,
@@ -413,9 +421,9 @@ struct ClientOptions {
   std::function<std::string()> resolve_server;
 
   std::string username;
-  std::string password;         // for login and for logging in again when the token is refused
+  std::string password;  // for login and for logging in again when the token is refused
   std::string device = "default";
-  bool register_user = false;   // start() registers the user first (an existing one is fine)
+  bool register_user = false;  // start() registers the user first (an existing one is fine)
   // Optional: a token from an earlier login (for `device`, which must be the token's). Used
   // first; with a password the client logs in again when it is refused. Without a login,
   // `gateway` must be set.
@@ -425,7 +433,7 @@ struct ClientOptions {
   // Optional: the gateway URL to use instead of the one login returns
   // (tcp://h:p, tls://h:p, ws://h:p/ws, wss://h:p/ws).
   std::string gateway;
-  TlsOptions tls;  // for https, wss and tls gateways
+  TlsOptions tls;         // for https, wss and tls gateways
   bool presence = false;  // receive PresenceChange for contacts
 
   // The heart-beat: a Ping (TCP) / an EOL (STOMP, when idle) at least this often; the
@@ -554,7 +562,7 @@ Result<Endpoint> parseEndpoint(std::string_view url);
 // A conversation id taken apart: "g:<group id>" or "p:<lo user id>:<hi user id>".
 // Errc::BadRequest for anything else.
 struct ConversationRef {
-  std::uint64_t group = 0;  // non-zero for a group conversation
+  std::uint64_t group = 0;                 // non-zero for a group conversation
   std::uint64_t user_lo = 0, user_hi = 0;  // the two users of a private one (equal: a note to self)
   bool isGroup() const { return group != 0; }
 };

@@ -1,6 +1,8 @@
 // Unit tests of the SDK's pure parts — backoff, ordering, the outbox, URLs, the two wires, the
 // HTTP answers' parsers — and of the Client against a scripted in-process native server for
 // what a correct pigeond never does (gaps, duplicates, answers lost with the connection).
+#include "client/client.h"
+
 #include <gtest/gtest.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -14,7 +16,6 @@
 #include <set>
 
 #include "client/backoff.h"
-#include "client/client.h"
 #include "client/http_internal.h"
 #include "client/inbox_order.h"
 #include "client/outbox.h"
@@ -353,14 +354,25 @@ TEST(StompWire, DecodesMessagesReceiptsPresence) {
   auto w = makeStompWire(1 << 20);
   std::string in;
   protocol::appendFrame(in, "MESSAGE",
-                        {{"subscription", "sub-0"}, {"message-id", "5"}, {"ack", "5"}, {"seq", "5"},
-                         {"msg-id", "123456789012345"}, {"client-msg-id", "m-1"},
-                         {"conversation", "p:1:2"}, {"conv-seq", "3"}, {"from", "bob"},
-                         {"sent-at", "1795000000000"}, {"content-type", "text/plain"}},
+                        {{"subscription", "sub-0"},
+                         {"message-id", "5"},
+                         {"ack", "5"},
+                         {"seq", "5"},
+                         {"msg-id", "123456789012345"},
+                         {"client-msg-id", "m-1"},
+                         {"conversation", "p:1:2"},
+                         {"conv-seq", "3"},
+                         {"from", "bob"},
+                         {"sent-at", "1795000000000"},
+                         {"content-type", "text/plain"}},
                         std::string("he\0llo", 6));
   protocol::appendFrame(in, "RECEIPT",
-                        {{"receipt-id", "s:m-9"}, {"msg-id", "99"}, {"seq", "6"},
-                         {"conversation", "g:1"}, {"conv-seq", "12"}, {"duplicate", "true"}});
+                        {{"receipt-id", "s:m-9"},
+                         {"msg-id", "99"},
+                         {"seq", "6"},
+                         {"conversation", "g:1"},
+                         {"conv-seq", "12"},
+                         {"duplicate", "true"}});
   protocol::appendFrame(in, "MESSAGE",
                         {{"subscription", "sub-1"}, {"content-type", "application/json"}},
                         R"({"user_id":"2","username":"bob","online":true})");
@@ -402,7 +414,8 @@ TEST(StompWire, ClassifiesErrors) {
     EXPECT_EQ(ev.size(), 1u);
     return ev.at(0);
   };
-  auto refused = one({{"message", "no such recipient"}, {"receipt-id", "s:m-3"}}, "user 'zed' does not exist");
+  auto refused =
+      one({{"message", "no such recipient"}, {"receipt-id", "s:m-3"}}, "user 'zed' does not exist");
   EXPECT_EQ(refused.kind, Kind::SendRefused);
   EXPECT_EQ(refused.ref, "m-3");
   EXPECT_EQ(refused.error.code, Errc::NotFound);
@@ -594,8 +607,8 @@ namespace pb = protocol::pb;
 // a client sends (appending replies to `out`, or asking to close).
 class ScriptedServer {
  public:
-  using Script = std::function<void(std::size_t conn, const pb::Envelope& in, std::string& out,
-                                    bool& close)>;
+  using Script =
+      std::function<void(std::size_t conn, const pb::Envelope& in, std::string& out, bool& close)>;
 
   ScriptedServer(asio::io_context& io, Script script)
       : io_(io), acceptor_(io, {asio::ip::address_v4::loopback(), 0}), script_(std::move(script)) {
@@ -606,7 +619,9 @@ class ScriptedServer {
     acceptor_.close(ec);
     for (auto& s : sockets_) s->close(ec);
   }
-  std::string url() const { return "tcp://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()); }
+  std::string url() const {
+    return "tcp://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port());
+  }
   // Frames received, per connection.
   const std::vector<std::vector<pb::Envelope>>& received() const { return received_; }
 
@@ -625,7 +640,8 @@ class ScriptedServer {
     protocol::NativeParser parser;
     char buf[4096];
     for (;;) {
-      auto [ec, n] = co_await s->async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+      auto [ec, n] =
+          co_await s->async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
       if (ec) co_return;
       parser.feed(std::string_view(buf, n));
       while (parser.next() == protocol::NativeParser::Status::Frame) {
@@ -633,7 +649,8 @@ class ScriptedServer {
         std::string out;
         bool close = false;
         script_(id, parser.envelope(), out, close);
-        if (!out.empty()) co_await asio::async_write(*s, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
+        if (!out.empty())
+          co_await asio::async_write(*s, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
         if (close) {
           boost::system::error_code ignored;
           s->close(ignored);
@@ -650,7 +667,9 @@ class ScriptedServer {
   std::vector<std::vector<pb::Envelope>> received_;
 };
 
-void put(std::string& out, const pb::Envelope& e) { protocol::appendNative(out, e); }
+void put(std::string& out, const pb::Envelope& e) {
+  protocol::appendNative(out, e);
+}
 void loginResult(std::string& out) {
   pb::Envelope e;
   e.mutable_login_result()->set_user_id(1);
@@ -674,7 +693,9 @@ struct Recorder : Listener {
   std::vector<Message> messages;
   std::vector<SendResult> results;
   std::vector<StateChange> states;
-  void onMessages(std::span<const Message> m) override { messages.insert(messages.end(), m.begin(), m.end()); }
+  void onMessages(std::span<const Message> m) override {
+    messages.insert(messages.end(), m.begin(), m.end());
+  }
   void onSendResult(const SendResult& r) override { results.push_back(r); }
   void onStateChange(const StateChange& s) override { states.push_back(s); }
 };
@@ -751,30 +772,32 @@ TEST(ClientScripted, DuplicatesAreDroppedAndAGapResyncsFromTheLastSeq) {
     }
   }
   bool waiting_for_gap = false;
-  for (auto& s : rec.states) waiting_for_gap |= s.state == State::Waiting && s.reason == Reason::SequenceGap;
+  for (auto& s : rec.states)
+    waiting_for_gap |= s.state == State::Waiting && s.reason == Reason::SequenceGap;
   EXPECT_TRUE(waiting_for_gap);
 }
 
 TEST(ClientScripted, AnUnansweredSendIsResentWithTheSameIdAndReportedOnce) {
   asio::io_context io;
-  ScriptedServer server(io, [](std::size_t conn, const pb::Envelope& in, std::string& out, bool& close) {
-    if (in.has_login()) loginResult(out);
-    if (in.has_sync()) syncStarted(out, 0);
-    if (!in.has_send()) return;
-    if (conn == 0) {
-      close = true;  // stored, but the answer is lost with the connection
-      return;
-    }
-    pb::Envelope e;
-    auto* ack = e.mutable_send_ack();
-    ack->set_client_msg_id(in.send().client_msg_id());
-    ack->set_msg_id(77);
-    ack->set_seq(1);
-    ack->set_conversation("p:1:2");
-    ack->set_conv_seq(1);
-    ack->set_duplicate(true);
-    put(out, e);
-  });
+  ScriptedServer server(
+      io, [](std::size_t conn, const pb::Envelope& in, std::string& out, bool& close) {
+        if (in.has_login()) loginResult(out);
+        if (in.has_sync()) syncStarted(out, 0);
+        if (!in.has_send()) return;
+        if (conn == 0) {
+          close = true;  // stored, but the answer is lost with the connection
+          return;
+        }
+        pb::Envelope e;
+        auto* ack = e.mutable_send_ack();
+        ack->set_client_msg_id(in.send().client_msg_id());
+        ack->set_msg_id(77);
+        ack->set_seq(1);
+        ack->set_conversation("p:1:2");
+        ack->set_conv_seq(1);
+        ack->set_duplicate(true);
+        put(out, e);
+      });
   Recorder rec;
   Client client(io.get_executor(), scriptedOptions(server), rec);
   // Queued before start: written once online.

@@ -32,8 +32,8 @@ Result<Endpoint> parseEndpoint(std::string_view url) {
   } else if (e.scheme == "tls") {
     e.tls = true;
   } else if (e.scheme != "tcp") {
-    return fail(Errc::BadRequest, "unsupported URL scheme '" + e.scheme + "' in '" +
-                                      std::string(url) + "'");
+    return fail(Errc::BadRequest,
+                "unsupported URL scheme '" + e.scheme + "' in '" + std::string(url) + "'");
   }
   if (!u.has_authority() || u.host_address().empty()) {
     return fail(Errc::BadRequest, "no host in '" + std::string(url) + "'");
@@ -78,29 +78,46 @@ Result<ConversationRef> parseConversation(std::string_view conversation) {
 
 std::string_view stateName(State state) noexcept {
   switch (state) {
-    case State::Idle: return "idle";
-    case State::LoggingIn: return "logging in";
-    case State::Connecting: return "connecting";
-    case State::Online: return "online";
-    case State::Waiting: return "waiting";
-    case State::Stopping: return "stopping";
-    case State::Stopped: return "stopped";
+    case State::Idle:
+      return "idle";
+    case State::LoggingIn:
+      return "logging in";
+    case State::Connecting:
+      return "connecting";
+    case State::Online:
+      return "online";
+    case State::Waiting:
+      return "waiting";
+    case State::Stopping:
+      return "stopping";
+    case State::Stopped:
+      return "stopped";
   }
   return "?";
 }
 
 std::string_view reasonName(Reason reason) noexcept {
   switch (reason) {
-    case Reason::None: return "none";
-    case Reason::HeartbeatTimeout: return "heartbeat timeout";
-    case Reason::ConnectionLost: return "connection lost";
-    case Reason::ConnectFailed: return "connect failed";
-    case Reason::ServerError: return "server error";
-    case Reason::SequenceGap: return "sequence gap";
-    case Reason::Kicked: return "kicked";
-    case Reason::Unauthenticated: return "unauthenticated";
-    case Reason::StoppedByApp: return "stopped";
-    case Reason::DroppedByApp: return "dropped";
+    case Reason::None:
+      return "none";
+    case Reason::HeartbeatTimeout:
+      return "heartbeat timeout";
+    case Reason::ConnectionLost:
+      return "connection lost";
+    case Reason::ConnectFailed:
+      return "connect failed";
+    case Reason::ServerError:
+      return "server error";
+    case Reason::SequenceGap:
+      return "sequence gap";
+    case Reason::Kicked:
+      return "kicked";
+    case Reason::Unauthenticated:
+      return "unauthenticated";
+    case Reason::StoppedByApp:
+      return "stopped";
+    case Reason::DroppedByApp:
+      return "dropped";
   }
   return "?";
 }

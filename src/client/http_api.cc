@@ -1,6 +1,8 @@
 // HttpApi: one short HTTP/1.1 connection per request (Beast), JSON in and out. Responses are
 // parsed into the types of client.h; JSON access goes through helpers that fail softly, so a
 // malformed answer is an Error, never an exception.
+#include <openssl/ssl.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -15,7 +17,6 @@
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
 #include <charconv>
-#include <openssl/ssl.h>
 
 #include "client/client.h"
 #include "client/http_internal.h"
@@ -43,15 +44,24 @@ constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
 
 Errc errcOfStatus(unsigned status) {
   switch (status) {
-    case 400: return Errc::BadRequest;
-    case 401: return Errc::Unauthenticated;
-    case 403: return Errc::Forbidden;
-    case 404: return Errc::NotFound;
-    case 409: return Errc::Conflict;
-    case 413: return Errc::TooLarge;
-    case 429: return Errc::RateLimited;
-    case 503: return Errc::Unavailable;
-    default: return status >= 500 ? Errc::Unavailable : Errc::BadRequest;
+    case 400:
+      return Errc::BadRequest;
+    case 401:
+      return Errc::Unauthenticated;
+    case 403:
+      return Errc::Forbidden;
+    case 404:
+      return Errc::NotFound;
+    case 409:
+      return Errc::Conflict;
+    case 413:
+      return Errc::TooLarge;
+    case 429:
+      return Errc::RateLimited;
+    case 503:
+      return Errc::Unavailable;
+    default:
+      return status >= 500 ? Errc::Unavailable : Errc::BadRequest;
   }
 }
 
@@ -104,7 +114,9 @@ std::unexpected<Error> badAnswer(std::string_view what) {
   return fail(Errc::Internal, "unexpected answer from the server: " + std::string(what));
 }
 
-UserRef parseUser(const json::value& v) { return UserRef{getU64(v, "user_id"), getString(v, "username")}; }
+UserRef parseUser(const json::value& v) {
+  return UserRef{getU64(v, "user_id"), getString(v, "username")};
+}
 
 Result<std::vector<UserRef>> parseUsers(Result<json::value> r) {
   if (!r) return std::unexpected(r.error());
@@ -190,14 +202,16 @@ asio::awaitable<Result<json::value>> exchange(Stream& stream, http::request<http
                                               std::chrono::milliseconds timeout) {
   lowest.expires_after(timeout);
   auto [wec, written] = co_await http::async_write(stream, req, kAwait);
-  if (wec) co_return fail(Errc::Unavailable, "HTTP " + std::string(req.method_string()) + " " +
-                                                 std::string(req.target()) + ": " + wec.message());
+  if (wec)
+    co_return fail(Errc::Unavailable, "HTTP " + std::string(req.method_string()) + " " +
+                                          std::string(req.target()) + ": " + wec.message());
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(64 * 1024 * 1024);
   auto [rec, read] = co_await http::async_read(stream, buffer, parser, kAwait);
-  if (rec) co_return fail(Errc::Unavailable, "HTTP " + std::string(req.method_string()) + " " +
-                                                 std::string(req.target()) + ": " + rec.message());
+  if (rec)
+    co_return fail(Errc::Unavailable, "HTTP " + std::string(req.method_string()) + " " +
+                                          std::string(req.target()) + ": " + rec.message());
   auto& res = parser.get();
   const unsigned status = res.result_int();
   json::value body;
@@ -207,8 +221,8 @@ asio::awaitable<Result<json::value>> exchange(Stream& stream, http::request<http
     if (jec) body = nullptr;
   }
   if (status >= 200 && status < 300) co_return body;
-  std::string message = getString(field(body, "error") ? *field(body, "error") : json::value(),
-                                  "message");
+  std::string message =
+      getString(field(body, "error") ? *field(body, "error") : json::value(), "message");
   if (message.empty()) message = "HTTP " + std::to_string(status);
   co_return fail(errcOfStatus(status), std::move(message));
 }
@@ -243,8 +257,8 @@ asio::awaitable<Result<json::value>> perform(std::shared_ptr<HttpApi::Shared> sh
   plain.expires_after(shared->timeout);
   auto [cec, endpoint] = co_await plain.async_connect(results, kAwait);
   if (cec) {
-    co_return fail(Errc::Unavailable,
-                   "connect to " + ep->host + ":" + std::to_string(ep->port) + ": " + cec.message());
+    co_return fail(Errc::Unavailable, "connect to " + ep->host + ":" + std::to_string(ep->port) +
+                                          ": " + cec.message());
   }
   if (!ep->tls) {
     auto r = co_await exchange(plain, req, plain, shared->timeout);
@@ -265,7 +279,8 @@ asio::awaitable<Result<json::value>> perform(std::shared_ptr<HttpApi::Shared> sh
     secure.set_verify_callback(asio::ssl::host_name_verification(ep->host));
   }
   auto [hec] = co_await secure.async_handshake(asio::ssl::stream_base::client, kAwait);
-  if (hec) co_return fail(Errc::Unavailable, "TLS handshake with " + ep->host + ": " + hec.message());
+  if (hec)
+    co_return fail(Errc::Unavailable, "TLS handshake with " + ep->host + ": " + hec.message());
   auto r = co_await exchange(secure, req, beast::get_lowest_layer(secure), shared->timeout);
   beast::get_lowest_layer(secure).expires_after(std::chrono::seconds(1));
   co_await secure.async_shutdown(kAwait);
@@ -297,16 +312,29 @@ void run(const asio::any_io_executor& ex, const std::shared_ptr<HttpApi::Shared>
 HttpApi::HttpApi(Executor executor, std::string base_url, TlsOptions tls,
                  std::chrono::milliseconds timeout)
     : executor_(std::move(executor)),
-      shared_(std::make_shared<Shared>(Shared{std::move(base_url), {}, {}, std::move(tls), nullptr, timeout})) {}
+      shared_(std::make_shared<Shared>(
+          Shared{std::move(base_url), {}, {}, std::move(tls), nullptr, timeout})) {}
 
 HttpApi::~HttpApi() = default;
 
-const std::string& HttpApi::baseUrl() const { return shared_->base_url; }
-void HttpApi::setBaseUrl(std::string base_url) { shared_->base_url = std::move(base_url); }
-const std::string& HttpApi::token() const { return shared_->token; }
-void HttpApi::setToken(std::string token) { shared_->token = std::move(token); }
-const std::string& HttpApi::username() const { return shared_->username; }
-void HttpApi::setUsername(std::string username) { shared_->username = std::move(username); }
+const std::string& HttpApi::baseUrl() const {
+  return shared_->base_url;
+}
+void HttpApi::setBaseUrl(std::string base_url) {
+  shared_->base_url = std::move(base_url);
+}
+const std::string& HttpApi::token() const {
+  return shared_->token;
+}
+void HttpApi::setToken(std::string token) {
+  shared_->token = std::move(token);
+}
+const std::string& HttpApi::username() const {
+  return shared_->username;
+}
+void HttpApi::setUsername(std::string username) {
+  shared_->username = std::move(username);
+}
 
 void HttpApi::registerImpl(std::string u, std::string p, detail::Done<Result<UserRef>> done) {
   const std::string body = json::serialize(json::object{{"username", u}, {"password", p}});
@@ -323,22 +351,24 @@ void HttpApi::loginImpl(std::string u, std::string p, std::string d,
       json::serialize(json::object{{"username", u}, {"password", p}, {"device", d}});
   // On success the new token replaces the old one for every later request.
   auto shared = shared_;
-  run<Result<Session>>(executor_, shared_, "POST", "/api/v1/sessions", body,
-                       [shared, done = std::move(done)](Result<Session> s) mutable {
-                         if (s) {
-                           shared->token = s->token;
-                           shared->username = s->username;
-                         }
-                         done(std::move(s));
-                       },
-                       [](Result<json::value> r) -> Result<Session> {
-                         if (!r) return std::unexpected(r.error());
-                         return parseSessionJson(*r);
-                       });
+  run<Result<Session>>(
+      executor_, shared_, "POST", "/api/v1/sessions", body,
+      [shared, done = std::move(done)](Result<Session> s) mutable {
+        if (s) {
+          shared->token = s->token;
+          shared->username = s->username;
+        }
+        done(std::move(s));
+      },
+      [](Result<json::value> r) -> Result<Session> {
+        if (!r) return std::unexpected(r.error());
+        return parseSessionJson(*r);
+      });
 }
 
 void HttpApi::logoutImpl(detail::Done<Result<void>> done) {
-  run<Result<void>>(executor_, shared_, "DELETE", "/api/v1/sessions", "", std::move(done), parseNothing);
+  run<Result<void>>(executor_, shared_, "DELETE", "/api/v1/sessions", "", std::move(done),
+                    parseNothing);
 }
 
 void HttpApi::onlineImpl(detail::Done<Result<std::vector<UserRef>>> done) {
@@ -375,8 +405,10 @@ void HttpApi::createGroupImpl(std::string name, std::vector<std::string> members
                               detail::Done<Result<Group>> done) {
   json::array list;
   for (auto& m : members) list.emplace_back(m);
-  const std::string body = json::serialize(json::object{{"name", name}, {"members", std::move(list)}});
-  run<Result<Group>>(executor_, shared_, "POST", "/api/v1/groups", body, std::move(done), parseOneGroup);
+  const std::string body =
+      json::serialize(json::object{{"name", name}, {"members", std::move(list)}});
+  run<Result<Group>>(executor_, shared_, "POST", "/api/v1/groups", body, std::move(done),
+                     parseOneGroup);
 }
 
 void HttpApi::memberImpl(const char* method, std::uint64_t id, std::string username,
@@ -411,8 +443,9 @@ void HttpApi::historyImpl(std::string conversation, std::uint64_t before, unsign
 void HttpApi::requestImpl(std::string method, std::string target, json::value body,
                           detail::Done<Result<json::value>> done) {
   std::string text = body.is_null() ? std::string() : json::serialize(body);
-  run<Result<json::value>>(executor_, shared_, std::move(method), std::move(target), std::move(text),
-                           std::move(done), [](Result<json::value> r) { return r; });
+  run<Result<json::value>>(executor_, shared_, std::move(method), std::move(target),
+                           std::move(text), std::move(done),
+                           [](Result<json::value> r) { return r; });
 }
 
 }  // namespace pigeon::client

@@ -4,7 +4,9 @@
 
 namespace pigeon::client {
 
-void Outbox::push(OutgoingMessage message) { entries_.push_back(Entry{std::move(message)}); }
+void Outbox::push(OutgoingMessage message) {
+  entries_.push_back(Entry{std::move(message)});
+}
 
 Outbox::Entry* Outbox::nextToWrite() {
   // Entries complete out of order only when the server refuses one; written ones form a
@@ -46,7 +48,9 @@ ClientMsgIds::ClientMsgIds(std::uint64_t seed) {
   for (int i = 0; i < 12; ++i) prefix_ += kDigits[rng() % 36];
 }
 
-std::string ClientMsgIds::next() { return prefix_ + "-" + std::to_string(++counter_); }
+std::string ClientMsgIds::next() {
+  return prefix_ + "-" + std::to_string(++counter_);
+}
 
 bool validClientMsgId(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;

@@ -75,7 +75,8 @@ class RawPipe final : public Pipe {
   asio::awaitable<Result<void>> read(std::string& out) override {
     const std::size_t old = out.size();
     out.resize(old + 16 * 1024);
-    auto [ec, n] = co_await stream_.async_read_some(asio::buffer(out.data() + old, 16 * 1024), kAwait);
+    auto [ec, n] =
+        co_await stream_.async_read_some(asio::buffer(out.data() + old, 16 * 1024), kAwait);
     out.resize(old + n);
     if (ec && n == 0) co_return netError("read", ec);
     co_return Result<void>{};
@@ -212,10 +213,13 @@ std::unique_ptr<Pipe> makePipe(asio::any_io_executor executor, Endpoint endpoint
                                std::shared_ptr<asio::ssl::context> tls, std::size_t max_message) {
   const bool ws = endpoint.scheme == "ws" || endpoint.scheme == "wss";
   if (ws) {
-    if (endpoint.tls) return std::make_unique<WsPipe<true>>(executor, std::move(endpoint), std::move(tls), max_message);
+    if (endpoint.tls)
+      return std::make_unique<WsPipe<true>>(executor, std::move(endpoint), std::move(tls),
+                                            max_message);
     return std::make_unique<WsPipe<false>>(executor, std::move(endpoint), nullptr, max_message);
   }
-  if (endpoint.tls) return std::make_unique<RawPipe<true>>(executor, std::move(endpoint), std::move(tls));
+  if (endpoint.tls)
+    return std::make_unique<RawPipe<true>>(executor, std::move(endpoint), std::move(tls));
   return std::make_unique<RawPipe<false>>(executor, std::move(endpoint), nullptr);
 }
 

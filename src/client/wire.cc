@@ -27,7 +27,9 @@ std::int64_t toI64(const std::string* s) {
   if (s) std::from_chars(s->data(), s->data() + s->size(), v);
   return v;
 }
-std::string str(const std::string* s) { return s ? *s : std::string(); }
+std::string str(const std::string* s) {
+  return s ? *s : std::string();
+}
 
 // ---- native --------------------------------------------------------------------------------
 
@@ -91,14 +93,16 @@ class NativeWire final : public Wire {
   bool next(WireEvent& ev) override {
     if (failed_) return false;
     switch (parser_.next()) {
-      case protocol::NativeParser::Status::NeedMore: return false;
+      case protocol::NativeParser::Status::NeedMore:
+        return false;
       case protocol::NativeParser::Status::Error:
         failed_ = true;
         ev = WireEvent{};
         ev.kind = Kind::Fatal;
         ev.error = Error{Errc::BadRequest, "bad frame from the server: " + parser_.error().message};
         return true;
-      case protocol::NativeParser::Status::Frame: break;
+      case protocol::NativeParser::Status::Frame:
+        break;
     }
     ev = WireEvent{};
     decode(parser_.envelope(), ev);
@@ -133,7 +137,8 @@ class NativeWire final : public Wire {
         m.conv_seq = d.conv_seq();
         m.from = std::move(*d.mutable_from());
         m.sent_at_ms = d.sent_at_ms();
-        m.content_type = d.content_type().empty() ? "text/plain" : std::move(*d.mutable_content_type());
+        m.content_type =
+            d.content_type().empty() ? "text/plain" : std::move(*d.mutable_content_type());
         m.body = std::move(*d.mutable_body());
         return;
       }
@@ -141,31 +146,37 @@ class NativeWire final : public Wire {
         const auto& a = e.send_ack();
         ev.kind = Kind::SendOk;
         ev.ref = a.client_msg_id();
-        ev.receipt = SendReceipt{a.msg_id(), a.seq(), a.conversation(), a.conv_seq(),
-                                 a.sent_at_ms(), a.duplicate()};
+        ev.receipt = SendReceipt{a.msg_id(),   a.seq(),        a.conversation(),
+                                 a.conv_seq(), a.sent_at_ms(), a.duplicate()};
         return;
       }
       case pb::Envelope::kPresence:
         ev.kind = Kind::Presence;
-        ev.presence = PresenceChange{e.presence().user_id(), e.presence().username(),
-                                     e.presence().online()};
+        ev.presence =
+            PresenceChange{e.presence().user_id(), e.presence().username(), e.presence().online()};
         return;
-      case pb::Envelope::kPong: ev.kind = Kind::Pong; return;
+      case pb::Envelope::kPong:
+        ev.kind = Kind::Pong;
+        return;
       case pb::Envelope::kPing:
         ev.kind = Kind::PingRequest;
         ev.nonce = e.ping().nonce();
         return;
       case pb::Envelope::kKicked:
         ev.kind = Kind::Kicked;
-        ev.error = Error{Errc::Conflict, e.kicked().reason().empty() ? "kicked" : e.kicked().reason()};
+        ev.error =
+            Error{Errc::Conflict, e.kicked().reason().empty() ? "kicked" : e.kicked().reason()};
         return;
-      case pb::Envelope::kBye: ev.kind = Kind::Goodbye; return;
+      case pb::Envelope::kBye:
+        ev.kind = Kind::Goodbye;
+        return;
       case pb::Envelope::kError: {
         const auto& err = e.error();
         const Errc code = errcOfNativeCode(err.code());
         ev.error = Error{code, err.text().empty() ? err.code() : err.text()};
         ev.fatal = err.fatal();
-        ev.transient = code == Errc::RateLimited || code == Errc::Unavailable || code == Errc::Internal;
+        ev.transient =
+            code == Errc::RateLimited || code == Errc::Unavailable || code == Errc::Internal;
         if (code == Errc::Unauthenticated) {
           ev.kind = Kind::AuthFailed;
         } else if (!err.ref().empty()) {
@@ -176,7 +187,9 @@ class NativeWire final : public Wire {
         }
         return;
       }
-      default: ev.kind = Kind::Other; return;
+      default:
+        ev.kind = Kind::Other;
+        return;
     }
   }
 
@@ -193,26 +206,28 @@ class StompWire final : public Wire {
 
   void hello(std::string& out, const Hello& h) override {
     heartbeat_ = h.heartbeat;
-    const std::string beat = std::to_string(h.heartbeat.count()) + "," + std::to_string(h.heartbeat.count());
-    protocol::appendFrame(out, "CONNECT",
-                          {{"accept-version", "1.2"},
-                           {"host", h.host},
-                           {"passcode", h.token},
-                           {"heart-beat", beat}});
+    const std::string beat =
+        std::to_string(h.heartbeat.count()) + "," + std::to_string(h.heartbeat.count());
+    protocol::appendFrame(
+        out, "CONNECT",
+        {{"accept-version", "1.2"}, {"host", h.host}, {"passcode", h.token}, {"heart-beat", beat}});
   }
   void subscribe(std::string& out, std::uint64_t since, bool presence) override {
     if (since > 0) {
       const std::string s = std::to_string(since);
       protocol::appendFrame(out, "SUBSCRIBE",
-                            {{"id", kMessagesSub}, {"destination", "/user/queue/messages"},
-                             {"ack", "client"}, {"since", s}});
+                            {{"id", kMessagesSub},
+                             {"destination", "/user/queue/messages"},
+                             {"ack", "client"},
+                             {"since", s}});
     } else {
-      protocol::appendFrame(out, "SUBSCRIBE",
-                            {{"id", kMessagesSub}, {"destination", "/user/queue/messages"},
-                             {"ack", "client"}});
+      protocol::appendFrame(
+          out, "SUBSCRIBE",
+          {{"id", kMessagesSub}, {"destination", "/user/queue/messages"}, {"ack", "client"}});
     }
     if (presence) {
-      protocol::appendFrame(out, "SUBSCRIBE", {{"id", kPresenceSub}, {"destination", "/topic/presence"}});
+      protocol::appendFrame(out, "SUBSCRIBE",
+                            {{"id", kPresenceSub}, {"destination", "/topic/presence"}});
     }
   }
   void send(std::string& out, const OutgoingMessage& m) override {
@@ -241,7 +256,8 @@ class StompWire final : public Wire {
     if (failed_) return false;
     for (;;) {
       switch (parser_.next()) {
-        case protocol::StompParser::Status::NeedMore: return false;
+        case protocol::StompParser::Status::NeedMore:
+          return false;
         case protocol::StompParser::Status::Heartbeat:
           ev = WireEvent{};
           ev.kind = Kind::Pong;
@@ -250,7 +266,8 @@ class StompWire final : public Wire {
           failed_ = true;
           ev = WireEvent{};
           ev.kind = Kind::Fatal;
-          ev.error = Error{Errc::BadRequest, "bad frame from the server: " + parser_.error().message};
+          ev.error =
+              Error{Errc::BadRequest, "bad frame from the server: " + parser_.error().message};
           return true;
         case protocol::StompParser::Status::Frame:
           ev = WireEvent{};
@@ -291,8 +308,11 @@ class StompWire final : public Wire {
         ev.kind = Kind::SendOk;
         ev.ref = id.substr(kSendReceiptPrefix.size());
         const std::string* dup = f.header("duplicate");
-        ev.receipt = SendReceipt{toU64(f.header("msg-id")), toU64(f.header("seq")),
-                                 str(f.header("conversation")), toU64(f.header("conv-seq")), 0,
+        ev.receipt = SendReceipt{toU64(f.header("msg-id")),
+                                 toU64(f.header("seq")),
+                                 str(f.header("conversation")),
+                                 toU64(f.header("conv-seq")),
+                                 0,
                                  dup && *dup == "true"};
       } else {
         ev.kind = Kind::Other;
@@ -352,10 +372,12 @@ class StompWire final : public Wire {
     const auto* id = o.if_contains("user_id");
     const auto* name = o.if_contains("username");
     const auto* online = o.if_contains("online");
-    if (!id || !id->is_string() || !name || !name->is_string() || !online || !online->is_bool()) return;
+    if (!id || !id->is_string() || !name || !name->is_string() || !online || !online->is_bool())
+      return;
     const std::string id_text(id->as_string());
     ev.kind = Kind::Presence;
-    ev.presence = PresenceChange{toU64(&id_text), std::string(name->as_string()), online->as_bool()};
+    ev.presence =
+        PresenceChange{toU64(&id_text), std::string(name->as_string()), online->as_bool()};
   }
 
   protocol::StompParser parser_;

@@ -18,8 +18,8 @@ namespace pigeon::client {
 
 struct Hello {
   std::string token;
-  std::string device;     // may be empty (the token's device)
-  std::string host;       // STOMP's host header
+  std::string device;                      // may be empty (the token's device)
+  std::string host;                        // STOMP's host header
   std::chrono::milliseconds heartbeat{0};  // how often we beat, and want the server to
   bool presence = false;
 };

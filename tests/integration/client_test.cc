@@ -2,6 +2,8 @@
 // STOMP over WebSocket): chat, groups, offline messages, a server restart mid-session, a kicked
 // device, a dead connection (SIGSTOP), refused sends, a revoked token, and the HTTP helpers.
 // Each test has its own server. Nothing sleeps to wait: conditions are polled with deadlines.
+#include "client/client.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -16,7 +18,6 @@
 #include <mutex>
 #include <thread>
 
-#include "client/client.h"
 #include "support/pigeond_process.h"
 
 namespace pigeon::test {
@@ -195,9 +196,15 @@ class TestClient {
   std::string send(Destination to, std::string body) {
     return io_.run([&] { return client_->send(std::move(to), std::move(body)); });
   }
-  State state() { return io_.run([&] { return client_->state(); }); }
-  client::ClientStats stats() { return io_.run([&] { return client_->stats(); }); }
-  std::size_t pending() { return io_.run([&] { return client_->pendingSends(); }); }
+  State state() {
+    return io_.run([&] { return client_->state(); });
+  }
+  client::ClientStats stats() {
+    return io_.run([&] { return client_->stats(); });
+  }
+  std::size_t pending() {
+    return io_.run([&] { return client_->pendingSends(); });
+  }
   std::uint64_t userId() {
     return io_.run([&] { return client_->session() ? client_->session()->user_id : 0; });
   }
@@ -487,11 +494,13 @@ TEST_P(ClientTest, ServerRestartMidSessionLosesAndDuplicatesNothing) {
   auto alice = online(options("alice"));
   auto bob = online(options("bob"));
   const int kTotal = 60;
-  for (int i = 0; i < kTotal / 2; ++i) alice->send(Destination::toUser("bob"), "m" + std::to_string(i));
+  for (int i = 0; i < kTotal / 2; ++i)
+    alice->send(Destination::toUser("bob"), "m" + std::to_string(i));
   // Crash while some are in flight, then come back (another port) on the same data.
   ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() >= 5; }));
   server_->kill9();
-  for (int i = kTotal / 2; i < kTotal; ++i) alice->send(Destination::toUser("bob"), "m" + std::to_string(i));
+  for (int i = kTotal / 2; i < kTotal; ++i)
+    alice->send(Destination::toUser("bob"), "m" + std::to_string(i));
   ASSERT_TRUE(waitFor([&] {
     auto states = alice->rec().states();
     return !states.empty() && states.back().state != State::Online;
@@ -545,13 +554,15 @@ TEST_P(ClientTest, DeadConnectionIsDetectedByHeartBeatsThenResynced) {
   stopped_ = true;
   const auto frozen = std::chrono::steady_clock::now();
   ASSERT_TRUE(waitFor([&] {
-    return bob->rec().when(mark, [](const StateChange& s) {
-      return s.state == State::Waiting && s.reason == Reason::HeartbeatTimeout;
-    }).has_value();
+    return bob->rec()
+        .when(mark,
+              [](const StateChange& s) {
+                return s.state == State::Waiting && s.reason == Reason::HeartbeatTimeout;
+              })
+        .has_value();
   }));
-  const auto detected = *bob->rec().when(mark, [](const StateChange& s) {
-    return s.reason == Reason::HeartbeatTimeout;
-  });
+  const auto detected = *bob->rec().when(
+      mark, [](const StateChange& s) { return s.reason == Reason::HeartbeatTimeout; });
   // Two intervals of 200 ms, checked every 50 ms: well under a second.
   EXPECT_LT(detected - frozen, 1000ms);
   EXPECT_GE(detected - frozen, 350ms);
