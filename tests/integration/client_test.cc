@@ -493,32 +493,47 @@ TEST_P(ClientTest, OfflineMessagesArriveOnceInOrderAndAcksMoveTheCursor) {
 TEST_P(ClientTest, ServerRestartMidSessionLosesAndDuplicatesNothing) {
   auto alice = online(options("alice"));
   auto bob = online(options("bob"));
-  const int kTotal = 60;
-  for (int i = 0; i < kTotal / 2; ++i)
-    alice->send(Destination::toUser("bob"), "m" + std::to_string(i));
-  // Crash while some are in flight, then come back (another port) on the same data.
-  ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() >= 5; }));
-  server_->kill9();
-  for (int i = kTotal / 2; i < kTotal; ++i)
-    alice->send(Destination::toUser("bob"), "m" + std::to_string(i));
-  ASSERT_TRUE(waitFor([&] {
-    auto states = alice->rec().states();
-    return !states.empty() && states.back().state != State::Online;
-  }));
-  startServer();
+  const int kRound = 60;
+  // Round 0 crashes the server (SIGKILL), round 1 stops it cleanly (SIGTERM); each time it comes
+  // back on the same data with other ports, while sends are in flight and more are queued.
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round == 0 ? "SIGKILL" : "SIGTERM");
+    const int first = round * kRound;
+    for (int i = first; i < first + kRound / 2; ++i) {
+      alice->send(Destination::toUser("bob"), "m" + std::to_string(i));
+    }
+    ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() >= std::size_t(first + 5); }));
+    const std::size_t mark = alice->rec().stateCount();
+    if (round == 0) {
+      server_->kill9();
+    } else {
+      EXPECT_EQ(server_->terminate(), 0);
+    }
+    for (int i = first + kRound / 2; i < first + kRound; ++i) {
+      alice->send(Destination::toUser("bob"), "m" + std::to_string(i));
+    }
+    ASSERT_TRUE(waitFor([&] {
+      return alice->rec()
+          .when(mark, [](const StateChange& s) { return s.state != State::Online; })
+          .has_value();
+    }));
+    startServer();
 
-  ASSERT_TRUE(waitFor([&] { return alice->rec().results().size() == std::size_t(kTotal); }, 30s));
-  EXPECT_EQ(alice->rec().okResults(), std::size_t(kTotal));
-  EXPECT_EQ(alice->pending(), 0u);
-  ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() >= std::size_t(kTotal); }, 30s));
-  EXPECT_EQ(bob->rec().bodies(), numbered("m", 0, kTotal));
-  expectGapless(bob->rec());
-  EXPECT_GE(alice->stats().connects, 2u);
-  EXPECT_GE(bob->stats().connects, 2u);
-  EXPECT_GE(alice->stats().logins, 2u);  // the server moved: asked again where to connect
-  // conv_seqs of the conversation are 1..kTotal: every send stored exactly once.
-  auto messages = bob->rec().messages();
-  for (int i = 0; i < kTotal; ++i) EXPECT_EQ(messages[i].conv_seq, std::uint64_t(i + 1));
+    const std::size_t total = std::size_t(first + kRound);
+    ASSERT_TRUE(waitFor([&] { return alice->rec().results().size() == total; }, 30s));
+    EXPECT_EQ(alice->rec().okResults(), total);
+    EXPECT_EQ(alice->pending(), 0u);
+    ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() >= total; }, 30s));
+    EXPECT_EQ(bob->rec().bodies(), numbered("m", 0, int(total)));
+    expectGapless(bob->rec());
+    EXPECT_GE(alice->stats().connects, std::uint64_t(round + 2));
+    EXPECT_GE(bob->stats().connects, std::uint64_t(round + 2));
+    // The server moved: the client asked again where to connect.
+    EXPECT_GE(alice->stats().logins, std::uint64_t(round + 2));
+    // conv_seqs of the conversation are 1..total: every send stored exactly once.
+    auto messages = bob->rec().messages();
+    for (std::size_t i = 0; i < total; ++i) EXPECT_EQ(messages[i].conv_seq, i + 1);
+  }
 }
 
 TEST_P(ClientTest, KickedDeviceStopsAndDoesNotComeBack) {
