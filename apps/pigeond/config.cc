@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -104,9 +105,11 @@ std::variant<Config, int> parseConfig(int argc, char** argv) {
   app.add_option("--web-root", c.web_root,
                  "Serve the web client from this directory instead of the copy built into pigeond")
       ->envname("PIGEON_WEB_ROOT");
-  app.add_option("--max-frame-bytes", c.max_frame_bytes, "Largest STOMP or native frame a client may send")
+  app.add_option("--max-frame-bytes", c.max_frame_bytes,
+                 "Largest STOMP or native frame a client may send (0: --max-body-bytes + 8 KiB, so "
+                 "the largest body fits with its headers)")
       ->envname("PIGEON_MAX_FRAME_BYTES")
-      ->check(CLI::Range(1024, 64 * 1024 * 1024))
+      ->check(CLI::Range(std::size_t(0), std::size_t(64 * 1024 * 1024)))
       ->capture_default_str();
   app.add_option("--heartbeat-ms", c.heartbeat_ms,
                  "The server's STOMP heart-beat in ms, both ways (0: none); silent clients are "
@@ -175,6 +178,11 @@ std::variant<Config, int> parseConfig(int argc, char** argv) {
   }
   if (c.advertise.empty()) c.advertise = c.host;
   if (c.tcp_host.empty()) c.tcp_host = c.host;
+  if (c.max_frame_bytes == 0) c.max_frame_bytes = c.max_body_bytes + 8 * 1024;
+  if (c.max_frame_bytes < 1024) {
+    std::fprintf(stderr, "--max-frame-bytes: at least 1024 (or 0 for the default)\n");
+    return 2;
+  }
   return c;
 }
 

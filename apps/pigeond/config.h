@@ -32,7 +32,7 @@ struct Config {
   std::string ready_file;
   std::string web_root;  // serve the web client from here instead of the embedded copy
   // The long-connection gateway (WebSocket/STOMP and native).
-  std::size_t max_frame_bytes = 64 * 1024;
+  std::size_t max_frame_bytes = 0;  // 0: max_body_bytes + 8 KiB (room for the headers)
   std::uint32_t heartbeat_ms = 10000;
   std::uint32_t connect_timeout_ms = 5000;
   std::size_t max_outbound_bytes = 1 << 20;

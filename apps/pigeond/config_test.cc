@@ -48,6 +48,23 @@ TEST_F(ConfigTest, DefaultsNeedNoConfiguration) {
   EXPECT_EQ(c.max_body_bytes, 64u * 1024);
 }
 
+TEST_F(ConfigTest, TheFrameLimitLeavesRoomForTheLargestBody) {
+  auto defaults = parse({});
+  ASSERT_TRUE(std::holds_alternative<Config>(defaults));
+  EXPECT_EQ(std::get<Config>(defaults).max_frame_bytes, 64 * 1024 + 8 * 1024);
+  auto bigger = parse({"--max-body-bytes", "1000000"});
+  ASSERT_TRUE(std::holds_alternative<Config>(bigger));
+  EXPECT_EQ(std::get<Config>(bigger).max_frame_bytes, 1000000 + 8 * 1024);
+  auto set = parse({"--max-frame-bytes", "4096"});
+  ASSERT_TRUE(std::holds_alternative<Config>(set));
+  EXPECT_EQ(std::get<Config>(set).max_frame_bytes, 4096u);
+  EXPECT_TRUE(std::holds_alternative<int>(parse({"--max-frame-bytes", "100"})));
+  // The native listener and TLS: defaults, and a key without a certificate is refused.
+  EXPECT_EQ(std::get<Config>(defaults).tcp_port, 9090);
+  EXPECT_EQ(std::get<Config>(defaults).tcp_host, "127.0.0.1");
+  EXPECT_TRUE(std::holds_alternative<int>(parse({"--tls-key", "/etc/hostname"})));
+}
+
 TEST_F(ConfigTest, FlagsBeatEnvironmentWhichBeatsTheFile) {
   const auto file = writeToml("http-port = 7001\ndurability = \"async\"\ntoken-ttl = 60\n");
   ::setenv("PIGEON_HTTP_PORT", "7002", 1);
@@ -99,7 +116,8 @@ TEST_F(ConfigTest, HelpListsEveryFlagAndExitsZero) {
                            "--heartbeat-ms", "--connect-timeout-ms", "--max-outbound-bytes",
                            "--max-unacked", "--frame-rate", "--frame-burst", "--write-timeout-ms",
                            "--max-sessions", "--web-root", "--failed-logins-burst",
-                           "--failed-logins-per-minute", "PIGEON_HTTP_PORT"}) {
+                           "--failed-logins-per-minute", "--tcp-host", "--tcp-port", "--tls-cert",
+                           "--tls-key", "PIGEON_HTTP_PORT"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
 }
