@@ -145,6 +145,12 @@ std::variant<Config, int> parseConfig(int argc, char** argv) {
       ->check(CLI::Range(100, 3600000))
       ->capture_default_str();
 
+  app.add_option("--cursor-delay-ms", c.cursor_delay_ms,
+                 "Acknowledgements without a receipt are stored within this delay, many in one write "
+                 "(0: each at once)")
+      ->envname("PIGEON_CURSOR_DELAY_MS")
+      ->check(CLI::Range(0, 10000))
+      ->capture_default_str();
   app.add_option("--max-sessions", c.max_sessions,
                  "Long connections this node takes; more are refused (WebSocket: HTTP 503)")
       ->envname("PIGEON_MAX_SESSIONS")

@@ -40,6 +40,7 @@ struct Config {
   double frame_rate = 500;
   double frame_burst = 1000;
   std::uint32_t write_timeout_ms = 30000;
+  std::uint32_t cursor_delay_ms = 100;
   std::size_t max_sessions = 50000;
 };
 

@@ -99,6 +99,7 @@ int run(const app::Config& config) {
   gateway_options.frame_burst = config.frame_burst;
   gateway_options.write_timeout_ms = config.write_timeout_ms;
   gateway_options.max_sessions = config.max_sessions;
+  gateway_options.cursor_delay_ms = config.cursor_delay_ms;
   gateway::Gateway gateway(loops, **service, workers.get_executor(), metrics, gateway_options);
   (*service)->setDeliverySink(&gateway.hub());
 

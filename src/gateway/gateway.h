@@ -36,6 +36,7 @@ struct GatewayOptions {
   std::uint32_t write_timeout_ms = 30000;       // queued bytes the peer does not take: closed
   std::size_t max_inflight_sends = 128;         // SENDs awaiting their RECEIPT per connection
   std::size_t sync_page = 200;                  // inbox items read per step of a resync
+  std::uint32_t cursor_delay_ms = 100;          // acks without a receipt are stored this late at most (0: at once)
   std::uint32_t tick_ms = 100;                  // timer wheel resolution
   std::size_t max_sessions = 50000;             // more connections are refused (WebSocket: 503)
   // TCP keep-alive for connections whose client opted out of heart-beats: a peer that

@@ -159,7 +159,7 @@ void Session::onWritten(const boost::system::error_code& ec) {
   }
   if (auto_acked > cursor_target_) {
     cursor_target_ = auto_acked;  // ack mode auto: written is acknowledged
-    persistCursor();
+    persistCursorSoon();
   }
   if (phase_ == Phase::Closing && queue_.empty()) {
     // Everything (the error, the close frame) is out: half-close, then read and discard until
@@ -200,6 +200,8 @@ void Session::closeNow(const char* why) {
 
 void Session::cleanup() {
   loop_.wheel.cancel(*this);
+  // Acknowledgements not stored yet are stored now, connection or not.
+  if (cursor_target_ > cursor_durable_ && !cursor_writing_) persistCursor();
   if (attached_) {
     attached_ = false;
     gateway_.hub().detach(principal_.user, principal_.device, this);
@@ -240,6 +242,7 @@ void Session::rescheduleTimer() {
   if (out_heartbeat_ms_) due = std::min(due, last_write_ms_ + std::int64_t(out_heartbeat_ms_));
   if (writing_) due = std::min(due, write_started_ms_ + gateway_.options().write_timeout_ms);
   if (sync_retry_at_) due = std::min(due, sync_retry_at_);
+  if (cursor_due_ms_) due = std::min(due, cursor_due_ms_);
   loop_.wheel.schedule(*this, due - now);
 }
 
@@ -252,6 +255,7 @@ void Session::onTimer() {
     return fatal("connect_timeout", "connect timeout", nullptr,
                  "not logged in within " + std::to_string(gateway_.options().connect_timeout_ms) + " ms");
   }
+  if (cursor_due_ms_ && now >= cursor_due_ms_) persistCursor();
   if (phase_ == Phase::Closing && now >= close_deadline_) return closeNow("close timed out");
   if (writing_ && now - write_started_ms_ >= gateway_.options().write_timeout_ms) {
     m.slow_consumers.inc();
@@ -392,7 +396,7 @@ void Session::onSent(Result<core::SendResult> result, std::optional<std::string>
 void Session::disconnect(std::optional<std::string> receipt) {
   disconnect_receipt_ = std::move(receipt);
   disconnect_pending_ = true;  // input stops; answered once earlier sends and acks are durable
-  maybeFinishDisconnect();
+  persistCursor();             // calls maybeFinishDisconnect()
 }
 
 void Session::maybeFinishDisconnect() {
@@ -498,8 +502,10 @@ void Session::acknowledge(Seq seq, bool cumulative, const std::string* receipt) 
                    "wait for ACK receipts before asking for more");
     }
     cursor_receipts_.emplace_back(cursor_target_, *receipt);
+    persistCursor();  // a receipt waits for the disk: write now
+  } else {
+    persistCursorSoon();
   }
-  persistCursor();
   startSync();  // the window may have room again
 }
 
@@ -622,7 +628,17 @@ void Session::onSynced(std::uint64_t generation, Result<core::SyncResult> result
   startSync();
 }
 
+void Session::persistCursorSoon() {
+  // Acks without a receipt are stored within cursor_delay_ms, all of them in one write: a busy
+  // connection that acknowledges every read would otherwise cost a store write per message.
+  if (gateway_.options().cursor_delay_ms == 0 || disconnect_pending_) return persistCursor();
+  if (cursor_due_ms_ || cursor_target_ <= cursor_durable_) return;
+  cursor_due_ms_ = nowMs() + gateway_.options().cursor_delay_ms;
+  rescheduleTimer();
+}
+
 void Session::persistCursor() {
+  cursor_due_ms_ = 0;
   // Answer the ACK receipts that are durable now, even while more writes follow.
   if (!cursor_receipts_.empty()) {
     std::vector<std::pair<Seq, std::string>> waiting;
@@ -650,6 +666,10 @@ void Session::persistCursor() {
         return self->fatal("unavailable", "server unavailable", nullptr, moved.error().message);
       }
       self->cursor_durable_ = std::max(self->cursor_durable_, *moved);
+      // Acks that came meanwhile wait for the next delay too, unless someone waits for them.
+      if (self->cursor_receipts_.empty() && !self->disconnect_pending_ && self->phase_ == Phase::Connected) {
+        return self->persistCursorSoon();
+      }
       self->persistCursor();
     });
   };

@@ -174,6 +174,7 @@ class Session : public Endpoint,
   void startSync();
   void onSynced(std::uint64_t generation, Result<core::SyncResult> result);
   void persistCursor();
+  void persistCursorSoon();
 
   // Outbound queue; `inflight_` is the batch being written.
   std::vector<OutFrame> queue_;
@@ -228,6 +229,7 @@ class Session : public Endpoint,
   store::Seq cursor_target_ = 0;
   store::Seq cursor_durable_ = 0;
   bool cursor_writing_ = false;
+  std::int64_t cursor_due_ms_ = 0;  // persistCursorSoon(): write at this time (0: not planned)
   std::vector<std::pair<store::Seq, std::string>> cursor_receipts_;
 };
 
