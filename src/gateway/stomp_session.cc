@@ -62,7 +62,9 @@ bool StompSession::feed(char* data, std::size_t size) {
   if (!ws_.feed(data, size, *this)) {
     gateway_.metrics().errors.inc();
     spdlog::debug("gateway: session {}: websocket error: {}", id_, ws_.error());
-    // The peer broke the WebSocket framing: there is no STOMP channel to report on.
+    // The peer broke the WebSocket framing: there is no STOMP channel to report on, only the
+    // close code the parser chose (1002 protocol error, 1009 message too big).
+    ws_close_code_ = ws_.closeCode();
     beginClose(CloseKind::Error);
     return false;
   }
@@ -157,10 +159,10 @@ Session::OutFrame StompSession::errorFrame(std::string_view, std::string_view me
 }
 
 std::optional<Session::OutFrame> StompSession::closeFrame(CloseKind kind) {
-  return OutFrame{protocol::wsCloseFrame(kind == CloseKind::Normal ? protocol::kWsCloseNormal
-                                                                   : protocol::kWsClosePolicyViolation,
-                                         ""),
-                  nullptr, nullptr, 0, kRawWs};
+  const std::uint16_t code = ws_close_code_ ? ws_close_code_
+                             : kind == CloseKind::Normal ? protocol::kWsCloseNormal
+                                                         : protocol::kWsClosePolicyViolation;
+  return OutFrame{protocol::wsCloseFrame(code, ""), nullptr, nullptr, 0, kRawWs};
 }
 
 Session::OutFrame StompSession::heartbeatFrame() { return OutFrame{"\n", nullptr, nullptr, 0, kText}; }

@@ -69,6 +69,7 @@ class StompSession final : public Session, private protocol::WsHandler {
   protocol::WsParser ws_;
   protocol::StompParser stomp_;
   std::vector<std::array<std::uint8_t, 10>> ws_headers_;  // of the batch being written
+  std::uint16_t ws_close_code_ = 0;  // set when the peer broke the WebSocket framing
 };
 
 }  // namespace pigeon::gateway

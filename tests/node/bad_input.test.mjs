@@ -186,11 +186,22 @@ test('a client that does send heart-beats stays connected', async () => {
   c.ws.close();
 });
 
-test('a WebSocket protocol violation closes the connection', async () => {
+test('a WebSocket protocol violation closes the connection with 1002', async () => {
   const u = await server.user(unique('wsv'));
   const c = await rawConnected(server, u);
+  const code = new Promise((resolve) => c.ws.on('close', (status) => resolve(status)));
   c.ws._socket.write(Buffer.from([0x81, 0x05, 0x68, 0x65, 0x6c, 0x6c, 0x6f]));  // unmasked
   await c.waitClosed();
+  assert.equal(await code, 1002);  // protocol error, as docs/protocol.md says
+});
+
+test('a WebSocket message over the limit closes the connection with 1009', async () => {
+  const u = await server.user(unique('wsbig'));
+  const c = await rawConnected(server, u);
+  const code = new Promise((resolve) => c.ws.on('close', (status) => resolve(status)));
+  c.send('x'.repeat(4 * 4096 + 1));  // over 4 × --max-frame-bytes, the message limit
+  await c.waitClosed();
+  assert.equal(await code, 1009);  // message too big
 });
 
 test('an upgrade without a proper WebSocket handshake is refused', async () => {
