@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -13,6 +14,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json/parse.hpp>
+#include <functional>
+#include <random>
 #include <set>
 
 #include "client/backoff.h"
@@ -106,6 +109,97 @@ TEST(InboxOrder, SyncStartSetsOrChecksTheBase) {
   EXPECT_EQ(o.take(11), InboxOrder::Verdict::Deliver);
   EXPECT_FALSE(o.startAfter(20));  // past what we saw: reported, adopted
   EXPECT_EQ(o.take(21), InboxOrder::Verdict::Deliver);
+}
+
+// ---- the inbox end ---------------------------------------------------------------------------
+
+// An inbox whose end grows while the search probes it, answering like GET /api/v1/sync?limit=1.
+struct ProbedInbox {
+  std::uint64_t end = 0;
+  std::uint64_t cursor = 0;
+  // Runs the search to its end; `grow` is called after each probe (new messages arrive).
+  std::uint64_t run(InboxEndSearch& search, const std::function<void()>& grow = {}) {
+    for (int guard = 0; !search.done(); ++guard) {
+      if (guard > 200) {
+        ADD_FAILURE() << "the search does not end";
+        return 0;
+      }
+      const auto after = search.nextAfter();
+      const std::uint64_t from = after.value_or(cursor);
+      std::optional<std::uint64_t> first;
+      if (end > from) first = from + 1;
+      search.answer(after, first, end > from + 1, first.value_or(from));
+      if (grow) grow();
+    }
+    return *search.end();
+  }
+};
+
+TEST(InboxEndSearch, NothingNewTakesOneProbe) {
+  ProbedInbox inbox{10};
+  InboxEndSearch search(10);
+  EXPECT_EQ(inbox.run(search), 10u);
+  EXPECT_EQ(search.probes(), 1u);
+  InboxEndSearch one(9);
+  EXPECT_EQ(inbox.run(one), 10u);
+  EXPECT_EQ(one.probes(), 1u);
+}
+
+TEST(InboxEndSearch, FindsAStillEndExactlyInLogarithmicProbes) {
+  for (std::uint64_t end : {1u, 2u, 3u, 7u, 100u, 1000u, 123457u}) {
+    SCOPED_TRACE(end);
+    ProbedInbox inbox{end};
+    InboxEndSearch search(0);
+    EXPECT_EQ(inbox.run(search), end);
+    EXPECT_LE(search.probes(), 2 * std::bit_width(end) + 2);
+  }
+}
+
+TEST(InboxEndSearch, DeliveredSeqsAreFreeLowerBounds) {
+  ProbedInbox inbox{5000};
+  InboxEndSearch search(0);
+  search.raiseLower(5000);  // the backlog was delivered before the first probe
+  EXPECT_EQ(inbox.run(search), 5000u);
+  EXPECT_EQ(search.probes(), 1u);
+}
+
+TEST(InboxEndSearch, UnderLiveTrafficEndsBetweenTheStartAndNow) {
+  std::mt19937_64 rng(7);
+  for (int trial = 0; trial < 2000; ++trial) {
+    const std::uint64_t start = rng() % 50;
+    ProbedInbox inbox{start + rng() % 3000};
+    const std::uint64_t at_start = inbox.end;
+    const std::uint64_t burst = rng() % 40;
+    InboxEndSearch search(start);
+    const std::uint64_t v = inbox.run(search, [&] { inbox.end += rng() % (burst + 1); });
+    ASSERT_GE(v, at_start) << "trial " << trial;
+    ASSERT_LE(v, inbox.end) << "trial " << trial;
+    ASSERT_LE(search.probes(), 2 * std::bit_width(inbox.end) + 4) << "trial " << trial;
+  }
+}
+
+TEST(InboxEndSearch, CursorProbeLearnsTheStart) {
+  {
+    ProbedInbox inbox{12, 12};  // nothing after the cursor
+    InboxEndSearch search(std::nullopt);
+    EXPECT_FALSE(search.nextAfter().has_value());
+    EXPECT_EQ(inbox.run(search), 12u);
+    EXPECT_EQ(search.start(), 12u);
+    EXPECT_EQ(search.probes(), 1u);
+  }
+  {
+    ProbedInbox inbox{13, 12};  // one
+    InboxEndSearch search(std::nullopt);
+    EXPECT_EQ(inbox.run(search), 13u);
+    EXPECT_EQ(search.start(), 12u);
+  }
+  {
+    ProbedInbox inbox{400, 12};  // many
+    InboxEndSearch search(std::nullopt);
+    EXPECT_EQ(inbox.run(search), 400u);
+    EXPECT_EQ(search.start(), 12u);
+    EXPECT_LE(search.probes(), 2u * 9 + 3);
+  }
 }
 
 // ---- outbox ----------------------------------------------------------------------------------
