@@ -3,11 +3,15 @@
 // Conn by shared_ptr, so destroying the Client only detaches the listener and closes sockets.
 #include "client/client.h"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <optional>
 #include <random>
 
 #include "client/backoff.h"
@@ -22,6 +26,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
+// While stopping with sends to write, connection attempts are at most this far apart.
+constexpr milliseconds kStopRetryMax{1000};
+// Inbox-end probes that fail are retried this far apart, doubling up to the maximum.
+constexpr milliseconds kProbeRetryMin{100}, kProbeRetryMax{5000};
 
 std::uint64_t randomSeed() {
   std::random_device rd;
@@ -38,31 +46,76 @@ std::string millis(milliseconds d) {
   return std::to_string(d.count()) + " ms";
 }
 
+// One answer of GET /api/v1/sync?limit=1: the seq of the message returned (if any), has_more,
+// last_seq. nullopt if the answer is not that shape.
+struct ProbeAnswer {
+  std::optional<std::uint64_t> first_seq;
+  bool has_more = false;
+  std::uint64_t last_seq = 0;
+};
+std::optional<ProbeAnswer> parseProbe(const boost::json::value& v) {
+  const auto* o = v.if_object();
+  if (!o) return std::nullopt;
+  const auto* messages = o->if_contains("messages");
+  const auto* has_more = o->if_contains("has_more");
+  const auto* last_seq = o->if_contains("last_seq");
+  if (!messages || !messages->is_array() || !has_more || !has_more->is_bool() || !last_seq)
+    return std::nullopt;
+  boost::system::error_code ec;
+  ProbeAnswer a;
+  a.has_more = has_more->as_bool();
+  a.last_seq = last_seq->to_number<std::uint64_t>(ec);
+  if (ec) return std::nullopt;
+  if (!messages->as_array().empty()) {
+    const auto* first = messages->as_array().front().if_object();
+    const auto* seq = first ? first->if_contains("seq") : nullptr;
+    if (!seq) return std::nullopt;
+    a.first_seq = seq->to_number<std::uint64_t>(ec);
+    if (ec) return std::nullopt;
+  }
+  return a;
+}
+
 }  // namespace
 
 // One long connection.
 struct Conn {
   Conn(const asio::any_io_executor& ex, std::unique_ptr<Pipe> p, std::unique_ptr<Wire> w)
-      : pipe(std::move(p)), wire(std::move(w)), tick(ex), ack_timer(ex), watchdog(ex) {}
+      : pipe(std::move(p)),
+        wire(std::move(w)),
+        tick(ex),
+        ack_timer(ex),
+        watchdog(ex),
+        probe_timer(ex) {}
 
   std::unique_ptr<Pipe> pipe;
   std::unique_ptr<Wire> wire;
-  asio::steady_timer tick, ack_timer, watchdog;
+  asio::steady_timer tick, ack_timer, watchdog, probe_timer;
   std::string out;  // bytes waiting for the writer
   bool writing = false;
   bool online = false;
+  bool ready = false;     // set up: the sync asked for (unless draining), the queued sends written
+  bool draining = false;  // opened or set up while stopping: sends and the goodbye, no sync
   bool closed = false;
   bool timed_out = false;  // the connect watchdog fired
   bool bye_sent = false;
+  bool goodbye = false;  // the server answered the goodbye
   Reason reason = Reason::None;
   std::string detail;
   Clock::time_point last_rx, last_tx, last_ping;
   milliseconds beat_every{0}, expect_every{0};
   bool ping_each_interval = false;  // native: pings are answered, so ping even while writing
+  std::uint64_t first_rx_seq = 0;   // the first seq received on this connection
   std::uint64_t max_rx_seq = 0;     // highest seq received on this connection
   std::uint64_t acked = 0;          // highest seq acknowledged on this connection
   std::size_t unacked = 0;          // taken since the last ack
   bool ack_armed = false;
+  // Catching up (Listener::onCaughtUp).
+  bool sync_started = false;
+  std::uint64_t sync_after = 0;  // the sync started after this seq (once known)
+  std::optional<std::uint64_t> inbox_end;
+  bool caught_up = false;
+  std::uint64_t handed = 0;  // messages handed to the listener on this connection
 };
 
 struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
@@ -74,7 +127,8 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
         order(opt.resume_after_seq, opt.resume_after_seq > 0),
         ids(randomSeed()),
         backoff(opt.backoff_min, opt.backoff_max, randomSeed()),
-        wait_timer(ex) {}
+        wait_timer(ex),
+        stop_timer(ex) {}
 
   Executor executor;
   ClientOptions opt;
@@ -89,18 +143,26 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   Backoff backoff;
   ClientStats stats;
   asio::steady_timer wait_timer;
+  asio::steady_timer stop_timer;  // stop()'s deadline
   std::shared_ptr<Conn> conn;
   detail::Done<Result<Session>> start_done;
   std::vector<std::move_only_function<void()>> stop_waiters;
   bool started = false;
   bool stop_requested = false;
-  bool dead = false;  // the Client was destroyed
+  bool stop_expired = false;  // stop_timeout passed
+  bool concluding = false;    // stop(): the last step (the HTTP ack) is under way
+  bool dead = false;          // the Client was destroyed
   bool need_login = true;
   bool token_fresh = false;  // the token came from a login since the last refusal
   bool registered = false;
   std::uint64_t nonce = 0;
+  std::uint64_t handed_max = 0;       // the highest seq handed to the listener (0: none yet)
+  std::uint64_t acked_confirmed = 0;  // the highest ack a goodbye (or POST /ack) confirmed stored
+  bool caught_up_before = false;      // onCaughtUp came once already
 
   bool hasPassword() const { return !opt.password.empty(); }
+  // Nothing more for the supervisor to do: destroyed, stopped, or stop()'s last step started.
+  bool over() const { return dead || state == State::Stopped || concluding; }
 
   // ---- reporting -----------------------------------------------------------------------------
 
@@ -109,6 +171,10 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
     state = s;
     if (listener)
       listener->onStateChange(StateChange{s, reason, std::move(detail), retry_in, attempt});
+  }
+  // The supervisor's progress; once stop() was called it all counts as Stopping.
+  void report(State s) {
+    if (!stop_requested) setState(s);
   }
 
   void completeStart(Result<Session> r) {
@@ -133,10 +199,14 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   // The end: every send still waiting fails, the state goes to Stopped, stop() completes.
   void finish(Reason reason, std::string detail) {
     if (state == State::Stopped) return;
-    const std::string why = reason == Reason::StoppedByApp ? "the client stopped" : detail;
+    stop_timer.cancel();
+    const std::string why = reason != Reason::StoppedByApp ? "not sent: " + detail
+                            : stop_expired ? "no answer from the server within stop_timeout (" +
+                                                 millis(opt.stop_timeout) + "); the client stopped"
+                                           : "not sent: the client stopped";
     for (auto& e : outbox.takeAll()) {
       reportSend(std::move(e.message.client_msg_id), std::move(e.message.to),
-                 fail(Errc::Unavailable, "not sent: " + why));
+                 fail(Errc::Unavailable, why));
     }
     completeStart(
         fail(reason == Reason::Unauthenticated ? Errc::Unauthenticated : Errc::Unavailable,
@@ -156,6 +226,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
     c->tick.cancel();
     c->ack_timer.cancel();
     c->watchdog.cancel();
+    c->probe_timer.cancel();
   }
 
   void kickWriter(const std::shared_ptr<Conn>& c) {
@@ -201,6 +272,101 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
     });
   }
 
+  // Acknowledges what was handed over and says goodbye; the server answers once every earlier
+  // send is answered and every ack stored, then closes.
+  void sayGoodbye(const std::shared_ptr<Conn>& c) {
+    if (c->bye_sent || c->closed) return;
+    flushAck(c);
+    c->wire->bye(c->out);
+    c->bye_sent = true;
+    kickWriter(c);
+  }
+
+  // ---- stopping ------------------------------------------------------------------------------
+
+  // stop()'s last step, once no send is left to write (or none can be): the connection (if any)
+  // closes; handed-over messages whose ack no goodbye confirmed are acknowledged over HTTP;
+  // then Stopped.
+  void conclude() {
+    if (over()) return;
+    concluding = true;
+    if (conn) closeConn(conn, Reason::StoppedByApp, {});
+    wait_timer.cancel();
+    if (!stop_expired && session && handed_max > acked_confirmed) {
+      asio::co_spawn(executor, ackOverHttp(shared_from_this(), handed_max), rethrow);
+      return;
+    }
+    finish(Reason::StoppedByApp, {});
+  }
+
+  static asio::awaitable<void> ackOverHttp(std::shared_ptr<Impl> self, std::uint64_t seq) {
+    boost::json::value body = boost::json::object{{"seq", seq}};
+    auto r = co_await self->api.request(std::string("POST"), std::string("/api/v1/ack"),
+                                        std::move(body), asio::use_awaitable);
+    if (r) self->acked_confirmed = std::max(self->acked_confirmed, seq);
+    if (!self->dead) self->finish(Reason::StoppedByApp, {});
+  }
+
+  // stop_timeout passed: whatever is left is given up.
+  void stopExpired() {
+    if (state == State::Stopped) return;
+    stop_expired = true;
+    if (conn) closeConn(conn, Reason::StoppedByApp, "stop timeout");
+    wait_timer.cancel();
+    finish(Reason::StoppedByApp, {});
+  }
+
+  // ---- catching up ---------------------------------------------------------------------------
+
+  // The sync of `c` started (after `start`, or after the stored cursor): find the inbox end.
+  void startCatchUp(const std::shared_ptr<Conn>& c, std::optional<std::uint64_t> start) {
+    if (c->sync_started) return;
+    c->sync_started = true;
+    c->sync_after = start.value_or(0);
+    if (!opt.find_inbox_end) return;
+    asio::co_spawn(executor, findInboxEnd(shared_from_this(), c, start), rethrow);
+  }
+
+  static asio::awaitable<void> findInboxEnd(std::shared_ptr<Impl> self, std::shared_ptr<Conn> c,
+                                            std::optional<std::uint64_t> start) {
+    InboxEndSearch search(start);
+    milliseconds retry = kProbeRetryMin;
+    for (;;) {
+      if (c->closed || self->over()) co_return;
+      if (self->order.known()) search.raiseLower(self->order.last());
+      if (search.done()) break;
+      const auto after = search.nextAfter();
+      std::string target = "/api/v1/sync?limit=1";
+      if (after) target += "&after=" + std::to_string(*after);
+      ++self->stats.inbox_end_probes;
+      auto r = co_await self->api.request(std::string("GET"), std::move(target), nullptr,
+                                          asio::use_awaitable);
+      if (c->closed || self->over()) co_return;
+      const auto answer = r ? parseProbe(*r) : std::nullopt;
+      if (!answer) {
+        c->probe_timer.expires_after(retry);
+        retry = std::min(retry * 2, kProbeRetryMax);
+        co_await c->probe_timer.async_wait(kAwait);
+        continue;
+      }
+      search.answer(after, answer->first_seq, answer->has_more, answer->last_seq);
+    }
+    c->inbox_end = search.end();
+    // After the cursor: the sync's first message says where it started (the cursor the probe
+    // saw may be later: this connection's own acks move it).
+    if (!start) c->sync_after = c->first_rx_seq > 0 ? c->first_rx_seq - 1 : *search.start();
+    self->maybeCaughtUp(c);
+  }
+
+  void maybeCaughtUp(const std::shared_ptr<Conn>& c) {
+    if (c->caught_up || !c->inbox_end || c->closed || c->bye_sent || !listener) return;
+    const std::uint64_t have = std::max(c->sync_after, order.known() ? order.last() : 0);
+    if (have < *c->inbox_end) return;
+    c->caught_up = true;
+    const bool first = !std::exchange(caught_up_before, true);
+    listener->onCaughtUp(CaughtUp{c->sync_after, *c->inbox_end, c->handed, first});
+  }
+
   void writePendingSends(const std::shared_ptr<Conn>& c) {
     while (auto* e = outbox.nextToWrite()) {
       if (e->retry) ++stats.sends_retried;
@@ -214,9 +380,12 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   void deliver(const std::shared_ptr<Conn>& c, std::vector<Message>& batch) {
     if (batch.empty()) return;
     const std::size_t n = batch.size();
+    const std::uint64_t last = batch.back().seq;
     stats.messages_delivered += n;
     if (listener) listener->onMessages(batch);
     batch.clear();
+    handed_max = std::max(handed_max, last);
+    c->handed += n;
     if (dead) return;
     c->unacked += n;
     if (c->unacked >= opt.ack_batch) {
@@ -224,6 +393,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
     } else {
       armAck(c);
     }
+    maybeCaughtUp(c);
   }
 
   // Handles every event the wire has decoded so far.
@@ -239,6 +409,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
           // (the stored cursor brings them back) rather than hand over what cannot be acked.
           if (c->bye_sent) break;
           const std::uint64_t seq = ev.message.seq;
+          if (c->first_rx_seq == 0) c->first_rx_seq = seq;
           c->max_rx_seq = std::max(c->max_rx_seq, seq);
           switch (order.take(seq)) {
             case InboxOrder::Verdict::Deliver:
@@ -258,11 +429,12 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
           break;
         }
         case WireEvent::Kind::SyncStarted:
-          if (!order.startAfter(ev.seq) && listener) {
+          if (!ev.from_cursor && !order.startAfter(ev.seq) && listener) {
             listener->onError(Error{Errc::Internal, "the server's inbox restarts after seq " +
                                                         std::to_string(ev.seq) +
                                                         ", past the last one seen"});
           }
+          startCatchUp(c, ev.from_cursor ? std::nullopt : std::optional<std::uint64_t>(ev.seq));
           break;
         case WireEvent::Kind::SendOk:
           if (auto m = outbox.complete(ev.ref)) {
@@ -278,9 +450,15 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
           }
           if (auto m = outbox.complete(ev.ref)) {
             reportSend(std::move(ev.ref), std::move(m->to), std::unexpected(ev.error));
-          } else if (listener) {
-            listener->onError(ev.error);
+            // STOMP: the ERROR ends the connection; the sends after it are written again.
+            if (ev.fatal) {
+              closeConn(c, Reason::SendRefused,
+                        "the server closed the connection after refusing a send (" +
+                            ev.error.message + ")");
+            }
+            break;
           }
+          if (listener) listener->onError(ev.error);
           if (ev.fatal) closeConn(c, Reason::ServerError, std::move(ev.error.message));
           break;
         case WireEvent::Kind::Presence:
@@ -303,7 +481,12 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
           if (listener) listener->onError(ev.error);
           break;
         case WireEvent::Kind::Goodbye:
-          closeConn(c, Reason::StoppedByApp, {});
+          if (c->bye_sent) {
+            c->goodbye = true;
+            closeConn(c, Reason::StoppedByApp, {});
+          } else {
+            closeConn(c, Reason::ConnectionLost, "the server said goodbye");
+          }
           break;
         case WireEvent::Kind::Connected:
         case WireEvent::Kind::Pong:
@@ -447,18 +630,28 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
     return ep;
   }
 
+  // A refused send is no failure of the connection: reconnect at once. While stopping the wait
+  // is not reported and is at most kStopRetryMax (stop_timeout bounds it all).
   asio::awaitable<void> waitBackoff(Reason reason, std::string detail) {
-    const milliseconds delay = backoff.next();
-    setState(State::Waiting, reason, std::move(detail), delay, backoff.attempt());
-    if (stop_requested || dead) co_return;
+    milliseconds delay = reason == Reason::SendRefused ? milliseconds(0) : backoff.next();
+    if (stop_requested) {
+      delay = std::min(delay, kStopRetryMax);
+    } else {
+      setState(State::Waiting, reason, std::move(detail), delay, backoff.attempt());
+    }
+    if (over() || (stop_requested && outbox.empty())) co_return;
     wait_timer.expires_after(delay);
     co_await wait_timer.async_wait(kAwait);  // cancelled by reconnectNow() and stop()
   }
 
   static asio::awaitable<void> run(std::shared_ptr<Impl> self) { co_await self->loop(); }
 
+  // The supervisor: log in, connect, serve, wait, again — until stop(), a kick or refused
+  // credentials. After stop() it goes on only while sends are waiting to be written.
   asio::awaitable<void> loop() {
-    while (!stop_requested && !dead) {
+    for (;;) {
+      if (over()) co_return;
+      if (stop_requested && outbox.empty()) co_return conclude();
       if (opt.resolve_server) {
         std::string url = opt.resolve_server();
         if (!url.empty() && url != api.baseUrl()) {
@@ -468,9 +661,9 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
       }
       if (need_login) {
         if (!hasPassword()) co_return finish(Reason::Unauthenticated, "the token was refused");
-        setState(State::LoggingIn);
+        report(State::LoggingIn);
         auto r = co_await login();
-        if (stop_requested || dead) break;
+        if (over()) co_return;
         if (!r) {
           // The first login decides (wrong password, unreachable server); later ones retry
           // unless the credentials themselves are refused.
@@ -489,6 +682,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
         need_login = false;
         token_fresh = true;
         completeStart(*session);
+        if (over()) co_return;
       }
 
       auto ep = gatewayEndpoint();
@@ -497,7 +691,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
         co_await waitBackoff(Reason::ConnectFailed, ep.error().message);
         continue;
       }
-      setState(State::Connecting);
+      report(State::Connecting);
       auto wire = opt.transport == Transport::Tcp ? makeNativeWire(opt.max_frame_bytes)
                                                   : makeStompWire(opt.max_frame_bytes);
       auto c = std::make_shared<Conn>(
@@ -505,10 +699,12 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
       c->ping_each_interval = opt.transport == Transport::Tcp;
       conn = c;
       auto est = co_await establish(c, *ep);
+      if (!est || over()) {
+        closeConn(c, Reason::ConnectFailed, est ? "closed" : est.error().message);
+        if (conn == c) conn.reset();
+      }
+      if (over()) co_return;
       if (!est) {
-        closeConn(c, Reason::ConnectFailed, est.error().message);
-        conn.reset();
-        if (stop_requested || dead) break;
         if (est.error().code == Errc::Unauthenticated) {
           if (!hasPassword()) co_return finish(Reason::Unauthenticated, est.error().message);
           need_login = true;
@@ -523,41 +719,42 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
         continue;
       }
 
-      // Online: start the sync, then (re)send everything unanswered, in order.
+      // Online: start the sync, then (re)send everything unanswered, in order. While stopping:
+      // no sync, only the sends and the goodbye.
       c->online = true;
       c->last_rx = c->last_tx = c->last_ping = Clock::now();
       ++stats.connects;
       backoff.reset();
-      setState(State::Online);
-      if (stop_requested || dead || c->closed) {
-        conn.reset();
-        if (!c->closed) closeConn(c, Reason::StoppedByApp, {});
-        break;
-      }
-      c->wire->subscribe(c->out, order.known() ? order.last() : 0, opt.presence);
+      report(State::Online);  // the listener may call stop() (or dropConnection()) here
+      if (over()) co_return;
+      c->draining = stop_requested;
+      if (!c->draining) c->wire->subscribe(c->out, order.known() ? order.last() : 0, opt.presence);
       outbox.rewind();
       writePendingSends(c);
+      c->ready = true;
+      if (c->draining) sayGoodbye(c);
       asio::co_spawn(executor, ticker(shared_from_this(), c), rethrow);
       co_await serve(c);
-      conn.reset();
+      if (conn == c) conn.reset();
       if (dead) co_return;
+      if (c->goodbye) acked_confirmed = std::max(acked_confirmed, c->acked);
+      if (over()) co_return;
       switch (c->reason) {
         case Reason::Kicked:
           if (listener) listener->onKicked(c->detail);
           co_return finish(Reason::Kicked, c->detail);
-        case Reason::StoppedByApp:
-          co_return finish(Reason::StoppedByApp, c->detail);
         case Reason::Unauthenticated:
           if (!hasPassword()) co_return finish(Reason::Unauthenticated, c->detail);
           need_login = true;
-          [[fallthrough]];
+          break;
         default:
-          if (stop_requested) co_return finish(Reason::StoppedByApp, {});
-          co_await waitBackoff(c->reason, c->detail);
           break;
       }
+      // Stopping with sends left (a STOMP refusal closed the connection, or it was lost): the
+      // loop's top concludes, or connects again for them.
+      if (stop_requested && outbox.empty()) continue;
+      co_await waitBackoff(c->reason, c->detail);
     }
-    if (!dead) finish(Reason::StoppedByApp, {});
   }
 };
 
@@ -574,6 +771,7 @@ Client::~Client() {
   i.stop_waiters.clear();
   if (i.conn) i.closeConn(i.conn, Reason::StoppedByApp, {});
   i.wait_timer.cancel();
+  i.stop_timer.cancel();
 }
 
 void Client::startImpl(detail::Done<Result<Session>> done) {
@@ -625,7 +823,8 @@ std::string Client::send(OutgoingMessage message) {
                   Error{Errc::RateLimited, "too many sends waiting for the server"});
   } else {
     i.outbox.push(std::move(message));
-    if (i.conn && i.conn->online && !i.conn->closed) i.writePendingSends(i.conn);
+    // Before the connection is set up (inside onStateChange(Online)) the supervisor writes it.
+    if (i.conn && i.conn->ready && !i.conn->closed) i.writePendingSends(i.conn);
   }
   return id;
 }
@@ -640,21 +839,26 @@ void Client::stopImpl(std::move_only_function<void()> done) {
   if (i.stop_requested) return;
   i.stop_requested = true;
   if (!i.started) return i.finish(Reason::StoppedByApp, {});
+  i.stop_timer.expires_after(i.opt.stop_timeout);
+  i.stop_timer.async_wait([self = impl_](boost::system::error_code ec) {
+    if (!ec && !self->dead) self->stopExpired();
+  });
+  i.setState(State::Stopping);
+  if (i.over()) return;
   auto c = i.conn;
   if (c && c->online && !c->closed) {
-    i.setState(State::Stopping);
-    i.flushAck(c);
-    c->wire->bye(c->out);
-    c->bye_sent = true;
-    i.kickWriter(c);
-    c->watchdog.expires_after(i.opt.stop_timeout);
-    c->watchdog.async_wait([self = impl_, c](boost::system::error_code ec) {
-      if (!ec) self->closeConn(c, Reason::StoppedByApp, "no answer to the goodbye");
-    });
-  } else {
-    if (c) i.closeConn(c, Reason::StoppedByApp, {});
-    i.wait_timer.cancel();
+    // Set up already: say goodbye now. Being set up (stop() from onStateChange(Online)): the
+    // supervisor writes the sends, then says goodbye.
+    if (c->ready) i.sayGoodbye(c);
+    return;
   }
+  if (!i.outbox.empty()) {
+    // Sends to write: a connection being opened is let finish; a wait is cut short.
+    i.backoff.reset();
+    i.wait_timer.cancel();
+    return;
+  }
+  i.conclude();
 }
 
 void Client::dropConnection() {

@@ -106,8 +106,9 @@ struct SendReceipt {
 // The outcome of one send, reported once. error: refused by the server (NotFound: no such
 // recipient; Forbidden: not a member; TooLarge; BadRequest: invalid send), refused before
 // sending (BadRequest: bad id or destination; TooLarge: over max_send_bytes; RateLimited: over
-// max_pending_sends), or given up (Unavailable: the client stopped or was kicked before the
-// server answered).
+// max_pending_sends; Unavailable: send() after stop()), or given up (Unavailable: the server did
+// not answer before stop() ran out of stop_timeout, or the client was kicked or its credentials
+// refused). A send given up may still have been stored (its answer was lost).
 struct SendResult {
   std::string client_msg_id;
   Destination to;
@@ -167,7 +168,8 @@ enum class State : std::uint8_t {
   Connecting,  // opening the long connection, authenticating, starting the sync
   Online,      // connected and receiving
   Waiting,     // connection lost; next attempt after StateChange::retry_in
-  Stopping,    // stop() called: finishing gracefully (Bye / DISCONNECT)
+  Stopping,    // stop() called: finishing gracefully (see Client::stop). No other state is
+               // reported until Stopped, even while a connection is made to write sends.
   Stopped,     // final: stop() finished, kicked, or credentials refused. No more callbacks.
 };
 
@@ -177,6 +179,9 @@ enum class Reason : std::uint8_t {
   ConnectionLost,    // the socket closed or failed
   ConnectFailed,     // could not connect / handshake / log in over the connection
   ServerError,       // the server sent a fatal error (details in StateChange::detail)
+  SendRefused,       // STOMP: the server refused a send (reported to onSendResult) and, as STOMP
+                     // requires after an ERROR, closed the connection; the client reconnects at
+                     // once (retry_in 0) and writes the sends that followed it again
   SequenceGap,       // the server skipped a seq: the client resyncs
   Kicked,            // this device connected again elsewhere (no automatic reconnect)
   Unauthenticated,   // the credentials were refused (no automatic reconnect)
@@ -204,6 +209,15 @@ struct ClientStats {
   std::uint64_t sends_retried = 0;       // sends written again after a reconnect
   std::uint64_t acks_sent = 0;           // Ack / ACK frames written
   std::uint64_t logins = 0;              // successful HTTP logins
+  std::uint64_t inbox_end_probes = 0;    // HTTP requests made to find the inbox end (onCaughtUp)
+};
+
+// Listener::onCaughtUp: one connection's backlog has been handed over.
+struct CaughtUp {
+  std::uint64_t after_seq = 0;  // this connection's sync started after this seq
+  std::uint64_t end_seq = 0;    // caught up with the inbox up to here (>= its end at sync start)
+  std::uint64_t messages = 0;   // handed to onMessages on this connection before this call
+  bool first = false;           // the first onCaughtUp of this Client (the login's backlog)
 };
 
 // CIM's message listener. Every method runs on the Client's executor; default: ignore.
@@ -217,6 +231,27 @@ class Listener {
   virtual void onSendResult(const SendResult& result) { (void)result; }
   virtual void onPresence(const PresenceChange& change) { (void)change; }
   virtual void onStateChange(const StateChange& change) { (void)change; }
+  // Caught up: every message that was in the inbox when this connection's sync started (every
+  // seq up to the inbox's end at that moment) has been handed to onMessages — on this
+  // connection or an earlier one. At most once per connection: after Online, right after the
+  // onMessages call that handed the last of them (or right away when nothing was waiting).
+  // Until it comes, what arrives is the backlog — what came while this device was away — and
+  // whatever is stored meanwhile.
+  //
+  // Exactly: CaughtUp::end_seq is the inbox's end at some moment between the sync's start and
+  // the call (so at least the end at the start, and never past what exists), and every seq up
+  // to it has been handed over; a message stored after the start may be among those (a busy
+  // inbox is not chased: the signal does not wait for a quiet moment).
+  //
+  // How it is known: the sync's start is the native SyncStarted, or the RECEIPT of the STOMP
+  // SUBSCRIBE (sent once the server fixed the start, before the first MESSAGE). After it the
+  // client asks the HTTP API where the inbox ends with `GET /api/v1/sync?after=X&limit=1`
+  // probes — O(log backlog) of them, each returning at most one message (InboxEndSearch in
+  // inbox_order.h; ClientStats::inbox_end_probes counts them) — all answered after the start.
+  // A probe that fails is retried while the connection lasts (100 ms, doubling to 5 s apart).
+  // It does not come if the connection ends first (the next connection's does), after stop(),
+  // with find_inbox_end off, or while the HTTP API cannot be reached.
+  virtual void onCaughtUp(const CaughtUp& info) { (void)info; }
   // This device connected again elsewhere; the Client goes to Stopped right after.
   virtual void onKicked(const std::string& reason) { (void)reason; }
   // A problem worth showing that is neither a send's outcome nor a state change: a non-fatal
@@ -442,12 +477,17 @@ struct ClientOptions {
   std::chrono::milliseconds heartbeat{10'000};
   std::chrono::milliseconds connect_timeout{10'000};  // connect + handshakes + Login/CONNECT
   std::chrono::milliseconds http_timeout{15'000};     // one HTTP request
-  std::chrono::milliseconds stop_timeout{5'000};      // stop(): the wait for Bye / RECEIPT
+  // stop(): how long it may take to connect (if needed), write the queued sends and have them
+  // answered, and say goodbye. Sends still unanswered then are given up.
+  std::chrono::milliseconds stop_timeout{5'000};
   // Reconnect backoff: exponential from backoff_min to backoff_max, full jitter (the wait is
   // uniform in [0, min(max, min_ * 2^attempt)]); the first retry after a clean loss is quick.
   std::chrono::milliseconds backoff_min{250};
   std::chrono::milliseconds backoff_max{30'000};
 
+  // After each sync started, find where the inbox ended over HTTP (a few tiny GET
+  // /api/v1/sync requests per connection), for Listener::onCaughtUp. Off: no onCaughtUp.
+  bool find_inbox_end = true;
   // The first sync starts after this seq; 0: after the device's cursor stored on the server.
   // Later syncs start after the last seq handed to the listener.
   std::uint64_t resume_after_seq = 0;
@@ -503,9 +543,23 @@ class Client {
     return send(std::move(message));
   }
 
-  // Graceful end: waits (up to stop_timeout) for the server to answer pending sends and store
-  // acks (TCP Bye → Bye; STOMP DISCONNECT with a receipt), closes, reports every send still
-  // unanswered as failed (Errc::Unavailable) and goes to Stopped. void(). Idempotent.
+  // Graceful end, within stop_timeout, whatever the state (Stopping is reported at once):
+  //   * with sends waiting for their answer and no connection up (logging in, connecting,
+  //     waiting to retry), it gets one up — skipping the backoff wait, retrying at most a
+  //     second apart — without starting a sync; a connection being opened is let finish;
+  //   * on the connection it writes the sends not yet written, acknowledges what was handed
+  //     over, and says goodbye (TCP Bye → Bye; STOMP DISCONNECT with a receipt), which the
+  //     server answers only once every earlier send is answered and every ack stored;
+  //   * if the connection ends first (a STOMP refusal closes it; the server goes away), it
+  //     connects again while sends are left;
+  //   * messages handed over whose ack the server did not confirm are acknowledged over HTTP
+  //     (POST /api/v1/ack) when no goodbye covered them;
+  //   * then closes, goes to Stopped and completes. Sends the server did not answer in time are
+  //     reported as failed (Errc::Unavailable). With nothing to send or acknowledge and no
+  //     connection up, it ends at once.
+  // send() after stop() is refused (Errc::Unavailable). Messages arriving after the goodbye are
+  // not handed over (the next session gets them). May be called from a Listener callback,
+  // onStateChange(Online) included. void(). Idempotent.
   template <typename Token>
   auto stop(Token&& token) {
     return asio::async_initiate<Token, void()>(

@@ -474,6 +474,19 @@ TEST(StompWire, DecodesMessagesReceiptsPresence) {
   protocol::appendFrame(in, "RECEIPT", {{"receipt-id", "other"}});
   auto ev = decodeAll(*w, in);
   ASSERT_EQ(ev.size(), 5u);
+  // The SUBSCRIBE's receipt marks the start of the sync (after `since`, or after the cursor).
+  for (std::uint64_t since : {0u, 41u}) {
+    auto sub = makeStompWire(1 << 20);
+    std::string out, receipt;
+    sub->subscribe(out, since, false);
+    EXPECT_EQ(*parseStomp(out)[0].header("receipt"), "sync");
+    protocol::appendFrame(receipt, "RECEIPT", {{"receipt-id", "sync"}});
+    auto started = decodeAll(*sub, receipt);
+    ASSERT_EQ(started.size(), 1u);
+    EXPECT_EQ(started[0].kind, Kind::SyncStarted);
+    EXPECT_EQ(started[0].seq, since);
+    EXPECT_EQ(started[0].from_cursor, since == 0);
+  }
   ASSERT_EQ(ev[0].kind, Kind::Message);
   const Message& m = ev[0].message;
   EXPECT_EQ(m.seq, 5u);
@@ -783,6 +796,17 @@ void deliver(std::string& out, std::uint64_t seq) {
   put(out, e);
 }
 
+void sendAck(std::string& out, const std::string& client_msg_id, std::uint64_t seq) {
+  pb::Envelope e;
+  auto* ack = e.mutable_send_ack();
+  ack->set_client_msg_id(client_msg_id);
+  ack->set_msg_id(1000 + seq);
+  ack->set_seq(seq);
+  ack->set_conversation("p:1:2");
+  ack->set_conv_seq(seq);
+  put(out, e);
+}
+
 struct Recorder : Listener {
   std::vector<Message> messages;
   std::vector<SendResult> results;
@@ -936,6 +960,52 @@ TEST(ClientScripted, RefusesBadSendsLocally) {
   EXPECT_EQ(rec.results[0].receipt.error().code, Errc::TooLarge);
   EXPECT_EQ(rec.results[1].receipt.error().code, Errc::BadRequest);
   EXPECT_EQ(rec.results[2].receipt.error().code, Errc::BadRequest);
+}
+
+TEST(ClientScripted, StopFromOnlineWritesTheQueuedSendsThenSaysGoodbye) {
+  asio::io_context io;
+  std::uint64_t seq = 0;
+  ScriptedServer server(io,
+                        [&](std::size_t, const pb::Envelope& in, std::string& out, bool& close) {
+                          if (in.has_login()) loginResult(out);
+                          if (in.has_sync()) syncStarted(out, 0);
+                          if (in.has_send()) sendAck(out, in.send().client_msg_id(), ++seq);
+                          if (in.has_bye()) {
+                            pb::Envelope e;
+                            e.mutable_bye();
+                            put(out, e);
+                            close = true;
+                          }
+                        });
+  struct StopWhenOnline : Recorder {
+    Client* client = nullptr;
+    bool stopped = false;
+    void onStateChange(const StateChange& s) override {
+      Recorder::onStateChange(s);
+      if (s.state == State::Online) client->stop([this] { stopped = true; });
+    }
+  } rec;
+  auto o = scriptedOptions(server);
+  o.find_inbox_end = false;
+  Client client(io.get_executor(), o, rec);
+  rec.client = &client;
+  for (int i = 0; i < 3; ++i) client.send(Destination::toUser("bob"), "m" + std::to_string(i));
+  client.start([](Result<Session>) {});
+  ASSERT_TRUE(runUntil(io, [&] { return rec.stopped; }));
+  EXPECT_EQ(client.state(), State::Stopped);
+  ASSERT_EQ(rec.results.size(), 3u);
+  for (auto& r : rec.results) EXPECT_TRUE(r.receipt) << r.receipt.error().message;
+  // Login, the three sends, then Bye — no sync while stopping.
+  ASSERT_EQ(server.received().size(), 1u);
+  const auto& frames = server.received()[0];
+  ASSERT_EQ(frames.size(), 5u);
+  EXPECT_TRUE(frames[0].has_login());
+  for (int i = 1; i <= 3; ++i) EXPECT_TRUE(frames[i].has_send()) << i;
+  EXPECT_TRUE(frames[4].has_bye());
+  std::vector<State> states;
+  for (auto& s : rec.states) states.push_back(s.state);
+  EXPECT_EQ(states, (std::vector<State>{State::Connecting, State::Online, State::Stopping,
+                                        State::Stopped}));
 }
 
 TEST(ClientScripted, StopWithoutStartIsImmediate) {

@@ -108,6 +108,8 @@ std::string_view reasonName(Reason reason) noexcept {
       return "connect failed";
     case Reason::ServerError:
       return "server error";
+    case Reason::SendRefused:
+      return "send refused";
     case Reason::SequenceGap:
       return "sequence gap";
     case Reason::Kicked:

@@ -14,6 +14,7 @@ using Kind = WireEvent::Kind;
 
 constexpr std::string_view kSendReceiptPrefix = "s:";
 constexpr std::string_view kByeReceipt = "bye";
+constexpr std::string_view kSyncReceipt = "sync";
 constexpr std::string_view kMessagesSub = "sub-0";
 constexpr std::string_view kPresenceSub = "sub-1";
 
@@ -213,17 +214,23 @@ class StompWire final : public Wire {
         {{"accept-version", "1.2"}, {"host", h.host}, {"passcode", h.token}, {"heart-beat", beat}});
   }
   void subscribe(std::string& out, std::uint64_t since, bool presence) override {
+    // The RECEIPT comes once the server has fixed where the sync starts (before the first
+    // MESSAGE): the SyncStarted event, for onCaughtUp.
+    since_ = since;
     if (since > 0) {
       const std::string s = std::to_string(since);
       protocol::appendFrame(out, "SUBSCRIBE",
                             {{"id", kMessagesSub},
                              {"destination", "/user/queue/messages"},
                              {"ack", "client"},
-                             {"since", s}});
+                             {"since", s},
+                             {"receipt", kSyncReceipt}});
     } else {
-      protocol::appendFrame(
-          out, "SUBSCRIBE",
-          {{"id", kMessagesSub}, {"destination", "/user/queue/messages"}, {"ack", "client"}});
+      protocol::appendFrame(out, "SUBSCRIBE",
+                            {{"id", kMessagesSub},
+                             {"destination", "/user/queue/messages"},
+                             {"ack", "client"},
+                             {"receipt", kSyncReceipt}});
     }
     if (presence) {
       protocol::appendFrame(out, "SUBSCRIBE",
@@ -304,6 +311,10 @@ class StompWire final : public Wire {
       const std::string id = str(f.header("receipt-id"));
       if (id == kByeReceipt) {
         ev.kind = Kind::Goodbye;
+      } else if (id == kSyncReceipt) {
+        ev.kind = Kind::SyncStarted;
+        ev.seq = since_;
+        ev.from_cursor = since_ == 0;
       } else if (id.starts_with(kSendReceiptPrefix)) {
         ev.kind = Kind::SendOk;
         ev.ref = id.substr(kSendReceiptPrefix.size());
@@ -382,6 +393,7 @@ class StompWire final : public Wire {
 
   protocol::StompParser parser_;
   std::chrono::milliseconds heartbeat_{0};
+  std::uint64_t since_ = 0;  // of the SUBSCRIBE, for its RECEIPT
   bool failed_ = false;
 };
 

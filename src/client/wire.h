@@ -28,7 +28,9 @@ struct WireEvent {
   enum class Kind : std::uint8_t {
     Connected,    // LoginResult / CONNECTED: user_id, username, beat_every, expect_every
     AuthFailed,   // the token was refused (error); the server closes
-    SyncStarted,  // seq: messages follow from seq + 1 (native only)
+    SyncStarted,  // the server fixed where the sync starts: after `seq`, or after the device's
+                  // stored cursor when from_cursor (native: SyncStarted; STOMP: the RECEIPT of
+                  // the SUBSCRIBE, which names no seq)
     Message,      // message
     SendOk,       // ref (the client_msg_id), receipt
     SendRefused,  // ref, error, transient (retry later), fatal (the server closes after it)
@@ -49,6 +51,7 @@ struct WireEvent {
   Error error{Errc::Internal, ""};
   bool transient = false;
   bool fatal = false;
+  bool from_cursor = false;  // SyncStarted: `seq` is unknown (STOMP, subscribed without since)
   std::uint64_t seq = 0;
   std::uint64_t nonce = 0;
   std::uint64_t user_id = 0;
@@ -64,6 +67,7 @@ class Wire {
   // Encoders: append what to write to `out`.
   virtual void hello(std::string& out, const Hello& hello) = 0;
   // Start receiving after `since` (0: after the device's stored cursor), acks by the client.
+  // The server's answer is a SyncStarted event.
   virtual void subscribe(std::string& out, std::uint64_t since, bool presence) = 0;
   virtual void send(std::string& out, const OutgoingMessage& message) = 0;
   virtual void ack(std::string& out, std::uint64_t seq) = 0;  // cumulative
