@@ -1,6 +1,7 @@
 // The client SDK (src/client) against the real pigeond, over both transports (native TCP and
 // STOMP over WebSocket): chat, groups, offline messages, a server restart mid-session, a kicked
-// device, a dead connection (SIGSTOP), refused sends, a revoked token, and the HTTP helpers.
+// device, a dead connection (SIGSTOP), refused sends, a revoked token, the HTTP helpers, stop()
+// with sends queued while the server is away, and the caught-up signal after each sync.
 // Each test has its own server. Nothing sleeps to wait: conditions are polled with deadlines.
 #include "client/client.h"
 
@@ -14,7 +15,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <filesystem>
+#include <functional>
 #include <future>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -82,9 +85,17 @@ class Recorder : public client::Listener {
     results_.push_back(r);
   }
   void onStateChange(const StateChange& s) override {
+    {
+      std::lock_guard lock(mu_);
+      states_.push_back(s);
+      state_times_.push_back(std::chrono::steady_clock::now());
+    }
+    if (on_state) on_state(s);  // outside the lock: it may call the client, which calls back
+  }
+  void onCaughtUp(const client::CaughtUp& c) override {
     std::lock_guard lock(mu_);
-    states_.push_back(s);
-    state_times_.push_back(std::chrono::steady_clock::now());
+    caught_up_.push_back(c);
+    messages_at_caught_up_.push_back(messages_.size());
   }
   void onKicked(const std::string&) override {
     std::lock_guard lock(mu_);
@@ -152,6 +163,18 @@ class Recorder : public client::Listener {
     std::lock_guard lock(mu_);
     return presence_;
   }
+  std::vector<client::CaughtUp> caughtUp() const {
+    std::lock_guard lock(mu_);
+    return caught_up_;
+  }
+  // How many messages had been handed over when each onCaughtUp came.
+  std::vector<std::size_t> messagesAtCaughtUp() const {
+    std::lock_guard lock(mu_);
+    return messages_at_caught_up_;
+  }
+
+  // Called (on the io thread) after each state change is recorded. Set before start().
+  std::function<void(const StateChange&)> on_state;
 
  private:
   mutable std::mutex mu_;
@@ -161,6 +184,8 @@ class Recorder : public client::Listener {
   std::vector<std::chrono::steady_clock::time_point> state_times_;
   std::vector<Error> errors_;
   std::vector<client::PresenceChange> presence_;
+  std::vector<client::CaughtUp> caught_up_;
+  std::vector<std::size_t> messages_at_caught_up_;
   int kicked_ = 0;
 };
 
@@ -184,14 +209,16 @@ class TestClient {
     return io_.call<Result<client::Session>>([&](auto done) { client_->start(std::move(done)); });
   }
   // Graceful stop; waits until the client is Stopped.
-  void stop() {
-    std::promise<void> p;
-    auto done = p.get_future();
+  void stop() { stopLater().get(); }
+  // Starts a graceful stop; the future is ready once it completed.
+  std::future<void> stopLater() {
+    auto p = std::make_shared<std::promise<void>>();
+    auto done = p->get_future();
     io_.run([&] {
-      client_->stop([&p] { p.set_value(); });
+      client_->stop([p] { p->set_value(); });
       return 0;
     });
-    done.get();
+    return done;
   }
   std::string send(Destination to, std::string body) {
     return io_.run([&] { return client_->send(std::move(to), std::move(body)); });
@@ -613,6 +640,17 @@ TEST_P(ClientTest, RefusedSendIsReportedNotRetriedAndTheRestGoThrough) {
   EXPECT_FALSE(by_id.at(bad).receipt.error().message.empty());
   EXPECT_EQ(alice->pending(), 0u);
   ASSERT_TRUE(waitFor([&] { return alice->online(); }));
+  // Over STOMP the ERROR ended the connection: a quiet, immediate reconnect (SendRefused, no
+  // wait), not a server error. The native protocol keeps the connection.
+  std::size_t refused_waits = 0;
+  for (const auto& st : alice->rec().states()) {
+    EXPECT_NE(st.reason, Reason::ServerError) << st.detail;
+    if (st.state == State::Waiting && st.reason == Reason::SendRefused) {
+      ++refused_waits;
+      EXPECT_EQ(st.retry_in, 0ms);
+    }
+  }
+  EXPECT_EQ(refused_waits, GetParam() == Transport::WebSocket ? 1u : 0u);
   // Reported once, never retried: nothing more comes, and a later send still works.
   alice->send(Destination::toUser("bob"), "three");
   ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() == 3; }));
@@ -699,6 +737,241 @@ TEST_P(ClientTest, OverTlsWithTheServersCertificate) {
   auto dave = online(o);
   dave->send(Destination::toUser("bob"), "unverified");
   ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() == 2; }));
+}
+
+// The history of the one conversation between two users, as the HTTP API has it.
+std::vector<Message> historyOf(Io& io, TestClient& reader, const std::string& conversation) {
+  auto page = io.call<Result<client::HistoryPage>>(
+      [&](auto done) { reader.raw().api().history(conversation, 0, 500, std::move(done)); });
+  EXPECT_TRUE(page) << page.error().message;
+  return page ? page->messages : std::vector<Message>{};
+}
+
+TEST_P(ClientTest, StopSendsWhatWasQueuedWhileTheServerWasAway) {
+  auto bob = online(options("bob"));
+  auto o = options("alice");
+  o.stop_timeout = 60s;  // the server is started again after stop(): give it time under ASan
+  auto alice = online(o);
+  alice->send(Destination::toUser("bob"), "before");
+  ASSERT_TRUE(waitFor([&] { return alice->rec().okResults() == 1; }));
+
+  const std::size_t mark = alice->rec().stateCount();
+  ASSERT_EQ(server_->terminate(), 0);
+  ASSERT_TRUE(waitFor([&] {
+    return alice->rec()
+        .when(mark, [](const StateChange& s) { return s.state == State::Waiting; })
+        .has_value();
+  }));
+  // Queued while the server is away, then stop(): it must get them stored, not give up.
+  const auto queued = numbered("queued ", 0, 20);
+  for (const auto& body : queued) alice->send(Destination::toUser("bob"), body);
+  const std::size_t stop_mark = alice->rec().stateCount();
+  auto stopped = alice->stopLater();
+  EXPECT_EQ(alice->state(), State::Stopping);
+  EXPECT_EQ(alice->pending(), queued.size());
+  startServer();  // back on the same data (other ports: resolve_server follows)
+  ASSERT_EQ(stopped.wait_for(60s), std::future_status::ready);
+  EXPECT_EQ(alice->state(), State::Stopped);
+
+  // Every send answered with a receipt, none given up.
+  const auto results = alice->rec().results();
+  ASSERT_EQ(results.size(), queued.size() + 1);
+  for (const auto& r : results) {
+    ASSERT_TRUE(r.receipt) << r.client_msg_id << ": " << r.receipt.error().message;
+    EXPECT_FALSE(r.receipt->duplicate);
+  }
+  EXPECT_EQ(alice->pending(), 0u);
+  // Nothing but Stopping then Stopped was reported once stop() was called.
+  std::vector<State> after_stop;
+  for (std::size_t i = stop_mark; i < alice->rec().states().size(); ++i) {
+    after_stop.push_back(alice->rec().states()[i].state);
+  }
+  EXPECT_EQ(after_stop, (std::vector<State>{State::Stopping, State::Stopped}));
+  EXPECT_GE(alice->stats().connects, 2u);
+
+  // Stored exactly once, in order: bob (reconnected) gets each once, and the conversation's
+  // history over HTTP has conv_seq 1..21.
+  auto expected = queued;
+  expected.insert(expected.begin(), "before");
+  ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() >= expected.size(); }, 30s));
+  EXPECT_EQ(bob->rec().bodies(), expected);
+  expectGapless(bob->rec());
+  const auto history = historyOf(io_, *bob, bob->rec().messages()[0].conversation);
+  ASSERT_EQ(history.size(), expected.size());
+  for (std::size_t i = 0; i < history.size(); ++i) {
+    EXPECT_EQ(history[i].body, expected[i]);
+    EXPECT_EQ(history[i].conv_seq, i + 1);
+  }
+}
+
+TEST_P(ClientTest, StopFromTheOnlineCallbackSendsWhatWasQueued) {
+  auto bob = online(options("bob"));
+  TestClient alice(io_, options("alice"));
+  std::promise<void> stopped;
+  alice.rec().on_state = [&](const StateChange& s) {
+    if (s.state == State::Online) alice.raw().stop([&] { stopped.set_value(); });
+  };
+  const auto queued = numbered("early ", 0, 10);
+  for (const auto& body : queued) alice.send(Destination::toUser("bob"), body);  // before start
+  ASSERT_TRUE(alice.start());
+  ASSERT_EQ(stopped.get_future().wait_for(30s), std::future_status::ready);
+  EXPECT_EQ(alice.state(), State::Stopped);
+  ASSERT_EQ(alice.rec().okResults(), queued.size());
+  EXPECT_EQ(alice.rec().results().size(), queued.size());
+  ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() >= queued.size(); }));
+  EXPECT_EQ(bob->rec().bodies(), queued);
+  // The stopping connection started no sync: nothing was handed over, no catch-up.
+  EXPECT_EQ(alice.rec().messageCount(), 0u);
+  EXPECT_TRUE(alice.rec().caughtUp().empty());
+}
+
+TEST_P(ClientTest, StopRightAfterARefusedSendStillStoresTheOthersOnce) {
+  // Over STOMP the refusal ends the connection and the sends after it are not stored there:
+  // stop() connects again for them.
+  auto bob = online(options("bob"));
+  auto alice = online(options("alice"));
+  const std::vector<std::string> bodies{"one", "lost", "two", "three"};
+  const auto ids = io_.run([&] {
+    std::vector<std::string> out;
+    for (const auto& body : bodies) {
+      out.push_back(
+          alice->raw().send(Destination::toUser(body == "lost" ? "nobody-here" : "bob"), body));
+    }
+    alice->raw().stop([] {});  // at once: nothing is answered yet
+    return out;
+  });
+  ASSERT_TRUE(waitFor([&] { return alice->state() == State::Stopped; }, 30s));
+  std::map<std::string, SendResult> by_id;
+  for (auto& r : alice->rec().results()) by_id.emplace(r.client_msg_id, r);
+  ASSERT_EQ(by_id.size(), 4u);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const auto& r = by_id.at(ids[i]);
+    if (bodies[i] == "lost") {
+      ASSERT_FALSE(r.receipt);
+      EXPECT_EQ(r.receipt.error().code, Errc::NotFound);
+    } else {
+      EXPECT_TRUE(r.receipt) << bodies[i] << ": " << r.receipt.error().message;
+    }
+  }
+  if (GetParam() == Transport::WebSocket) {
+    EXPECT_GE(alice->stats().connects, 2u);
+    EXPECT_GE(alice->stats().sends_retried, 2u);
+  }
+  ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() >= 3; }));
+  EXPECT_EQ(bob->rec().bodies(), (std::vector<std::string>{"one", "two", "three"}));
+  const auto history = historyOf(io_, *bob, bob->rec().messages()[0].conversation);
+  EXPECT_EQ(history.size(), 3u);
+}
+
+TEST_P(ClientTest, StopGivesUpAfterStopTimeoutWhenTheServerStaysAway) {
+  auto o = options("alice");
+  o.stop_timeout = 300ms;
+  auto alice = online(o);
+  const std::size_t mark = alice->rec().stateCount();
+  ASSERT_EQ(server_->terminate(), 0);
+  ASSERT_TRUE(waitFor([&] {
+    return alice->rec()
+        .when(mark, [](const StateChange& s) { return s.state == State::Waiting; })
+        .has_value();
+  }));
+  for (const auto& body : numbered("never ", 0, 3)) alice->send(Destination::toUser("bob"), body);
+  const auto begun = std::chrono::steady_clock::now();
+  auto stopped = alice->stopLater();
+  ASSERT_EQ(stopped.wait_for(10s), std::future_status::ready);
+  const auto took = std::chrono::steady_clock::now() - begun;
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 5s);
+  const auto results = alice->rec().results();
+  ASSERT_EQ(results.size(), 3u);
+  for (const auto& r : results) {
+    ASSERT_FALSE(r.receipt);
+    EXPECT_EQ(r.receipt.error().code, Errc::Unavailable);
+    EXPECT_NE(r.receipt.error().message.find("stop_timeout"), std::string::npos)
+        << r.receipt.error().message;
+  }
+}
+
+TEST_P(ClientTest, CaughtUpComesOnceTheBacklogIsHandedOver) {
+  auto alice = online(options("alice"));
+  {
+    // A new device with nothing waiting is caught up at once.
+    auto bob = online(options("bob"));
+    ASSERT_TRUE(waitFor([&] { return bob->rec().caughtUp().size() == 1; }));
+    const auto c = bob->rec().caughtUp()[0];
+    EXPECT_EQ(c.after_seq, 0u);
+    EXPECT_EQ(c.end_seq, 0u);
+    EXPECT_EQ(c.messages, 0u);
+    EXPECT_TRUE(c.first);
+    bob->stop();
+  }
+  const std::size_t kBacklog = 300;
+  for (auto& body : numbered("away ", 0, int(kBacklog))) {
+    alice->send(Destination::toUser("bob"), body);
+  }
+  ASSERT_TRUE(waitFor([&] { return alice->rec().okResults() == kBacklog; }, 30s));
+
+  auto bob = online(options("bob"));
+  ASSERT_TRUE(waitFor([&] { return bob->rec().caughtUp().size() == 1; }, 30s));
+  // Everything that was waiting had been handed over when the signal came.
+  EXPECT_EQ(bob->rec().messagesAtCaughtUp()[0], kBacklog);
+  auto c = bob->rec().caughtUp()[0];
+  EXPECT_EQ(c.after_seq, 0u);
+  EXPECT_EQ(c.end_seq, kBacklog);
+  EXPECT_EQ(c.messages, kBacklog);
+  EXPECT_TRUE(c.first);
+  // A handful of tiny probes, not a second read of the backlog.
+  EXPECT_LE(bob->stats().inbox_end_probes, 2u * 9 + 3);
+  EXPECT_EQ(bob->rec().bodies(), numbered("away ", 0, int(kBacklog)));
+
+  // Live messages do not repeat it; a new connection catches up again (nothing missed).
+  alice->send(Destination::toUser("bob"), "live");
+  ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() == kBacklog + 1; }));
+  EXPECT_EQ(bob->rec().caughtUp().size(), 1u);
+  bob->drop();
+  ASSERT_TRUE(waitFor([&] { return bob->rec().caughtUp().size() == 2; }));
+  c = bob->rec().caughtUp()[1];
+  EXPECT_EQ(c.after_seq, kBacklog + 1);
+  EXPECT_EQ(c.end_seq, kBacklog + 1);
+  EXPECT_EQ(c.messages, 0u);
+  EXPECT_FALSE(c.first);
+}
+
+TEST_P(ClientTest, CaughtUpUnderLiveTrafficCoversTheBacklogAtSyncStart) {
+  auto alice = online(options("alice"));
+  { online(options("bob"))->stop(); }
+  for (auto& body : numbered("m", 0, 100)) alice->send(Destination::toUser("bob"), body);
+  ASSERT_TRUE(waitFor([&] { return alice->rec().okResults() == 100; }, 30s));
+  // More keep coming while bob syncs: the signal must come anyway, after at least the 100.
+  for (auto& body : numbered("m", 100, 400)) alice->send(Destination::toUser("bob"), body);
+  auto bob = online(options("bob"));
+  ASSERT_TRUE(waitFor([&] { return bob->rec().caughtUp().size() == 1; }, 30s));
+  EXPECT_GE(bob->rec().messagesAtCaughtUp()[0], 100u);
+  const auto c = bob->rec().caughtUp()[0];
+  EXPECT_GE(c.end_seq, 100u);
+  EXPECT_EQ(c.messages, bob->rec().messagesAtCaughtUp()[0]);
+  ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() >= 400; }, 30s));
+  EXPECT_EQ(bob->rec().bodies(), numbered("m", 0, 400));
+  expectGapless(bob->rec());
+}
+
+TEST_P(ClientTest, StopAcknowledgesOverHttpWhatNoGoodbyeCovered) {
+  auto alice = online(options("alice"));
+  auto o = options("bob");
+  o.ack_delay = 60s;  // nothing is acknowledged on the connection that got the messages
+  o.ack_batch = 1000;
+  auto bob = online(o);
+  for (auto& body : numbered("n", 0, 10)) alice->send(Destination::toUser("bob"), body);
+  ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() == 10; }));
+  EXPECT_EQ(bob->stats().acks_sent, 0u);
+  bob->drop();  // that connection is gone with its acks; the next one cannot acknowledge them
+  ASSERT_TRUE(waitFor([&] { return bob->stats().connects == 2 && bob->online(); }));
+  bob->stop();
+  bob.reset();
+  // The device's cursor moved anyway: a new process of it gets nothing again.
+  auto again = online(options("bob"));
+  ASSERT_TRUE(waitFor([&] { return again->rec().caughtUp().size() == 1; }));
+  EXPECT_EQ(again->rec().caughtUp()[0].after_seq, 10u);
+  EXPECT_EQ(again->rec().messageCount(), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, ClientTest,
