@@ -18,14 +18,19 @@ using asio::use_awaitable;
 
 namespace {
 
-// More messages than this in one delivery (a long offline backlog) are summarised, not printed.
-constexpr std::size_t kMaxPrintedPerBatch = 200;
+// The backlog block shows at most this many (the newest) of what came while away; the header
+// counts them all, per conversation when some are left out.
+constexpr std::size_t kMaxBacklogShown = 1000;
+// If the SDK has not said "caught up" this long after the connection came up (e.g. the HTTP
+// API cannot be reached), the backlog so far is shown anyway.
+constexpr auto kBacklogWait = std::chrono::seconds(3);
 constexpr std::size_t kSearchLimit = 20;
 constexpr unsigned kUserListLimit = 50;
 // After the client stopped, how long :q! waits for --on-message programs still queued.
 constexpr auto kHookDrainTimeout = std::chrono::seconds(10);
-// :q! with messages not yet answered: how long to wait for them (the connection may be down).
-constexpr auto kDrainTimeout = std::chrono::seconds(10);
+// :q!: how long the SDK's stop() may take to get the messages sent so far answered (connecting
+// first if the connection is down).
+constexpr auto kStopTimeout = std::chrono::seconds(10);
 
 std::int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -103,6 +108,7 @@ Console::Console(asio::io_context& io, ConsoleOptions options)
   co.transport = options_.transport;
   co.gateway = options_.gateway;
   co.tls = options_.tls;
+  co.stop_timeout = kStopTimeout;
   client_ = std::make_unique<client::Client>(io.get_executor(), std::move(co), *this);
   current_.to = client::Destination::toGroup(client::kLobbyGroup);
   current_.conversation = "g:" + std::to_string(client::kLobbyGroup);
@@ -198,18 +204,11 @@ void Console::quit(int code) {
     status(std::to_string(delayed_.size()) + " delayed message(s) not sent");
     for (auto& t : delayed_) t.cancel();
   }
+  // The SDK's stop() gets what was sent answered (connecting first if need be), within
+  // kStopTimeout; what it cannot is reported through onSendResult.
   const std::size_t pending = client_->pendingSends();
-  if (pending > 0 && started_ && client_->state() != client::State::Stopped) {
-    // Drain first: the SDK's stop() gives up on sends it has not written yet (e.g. while the
-    // connection is still coming up), so wait (for a while) until every send is answered.
-    status("waiting for " + std::to_string(pending) + " message(s) to be sent…");
-    draining_ = true;
-    drain_wait_.emplace(io_);
-    drain_wait_->expires_after(kDrainTimeout);
-    drain_wait_->async_wait([this](const boost::system::error_code& ec) {
-      if (!ec) stopClient();
-    });
-    return;
+  if (pending > 0 && client_->state() != client::State::Stopped) {
+    status("sending " + std::to_string(pending) + " message(s) before quitting…");
   }
   stopClient();
 }
@@ -217,8 +216,6 @@ void Console::quit(int code) {
 void Console::stopClient() {
   if (client_stopping_) return;
   client_stopping_ = true;
-  draining_ = false;
-  if (drain_wait_) drain_wait_->cancel();
   client_->stop([this] {
     if (hook_ && (hook_->running() > 0 || hook_->queued() > 0)) {
       hook_wait_.emplace(io_);
@@ -280,12 +277,6 @@ void Console::onSendResult(const client::SendResult& result) {
                       : result.to.isGroup() ? names_.label("g:" + std::to_string(result.to.group))
                                             : "@" + result.to.user;
   if (it != pending_.end()) pending_.erase(it);
-  if (draining_) {
-    // Checked once the SDK has finished with this send.
-    asio::post(io_, [this] {
-      if (draining_ && client_->pendingSends() == 0) stopClient();
-    });
-  }
   if (!result.receipt) return printError("not sent to " + label, result.receipt.error());
   // A private conversation's id names the other user: remember whose it is.
   if (!result.to.isGroup()) {
@@ -301,14 +292,10 @@ void Console::onSendResult(const client::SendResult& result) {
 
 void Console::onMessages(std::span<const client::Message> messages) {
   const std::int64_t now = nowMs();
-  std::size_t first_printed = 0;
-  if (messages.size() > kMaxPrintedPerBatch) {
-    first_printed = messages.size() - kMaxPrintedPerBatch;
-  }
+  const bool hold = catching_up_ && !backlog_shown_;
   bool unknown_group = false;
   std::string text;  // printed at once: one redraw of the prompt, whatever the number
-  for (std::size_t i = 0; i < messages.size(); ++i) {
-    const client::Message& m = messages[i];
+  for (const client::Message& m : messages) {
     names_.learnFrom(m);
     if (auto ref = client::parseConversation(m.conversation);
         ref && ref->isGroup() && !names_.groupName(ref->group)) {
@@ -316,38 +303,99 @@ void Console::onMessages(std::span<const client::Message> messages) {
     }
     const bool mine = m.from == names_.selfName();
     if (!mine) unread_.onIncoming(m.conversation, current_.conversation);
-    if (i >= first_printed) {
+    if (catching_up_) ++backlog_count_;  // counted even once shown (after kBacklogWait)
+    if (hold) {
+      ++backlog_by_conversation_[m.conversation];
+      backlog_.push_back(m);
+      if (backlog_.size() > kMaxBacklogShown) backlog_.pop_front();
+    } else {
       if (!text.empty()) text += '\n';
       text += formatMessage(m, names_, now);
     }
     if (hook_ && !mine) hook_->run(messageJsonLine(m, names_));
   }
   updatePrompt();
-  if (first_printed > 0) {
-    status(std::to_string(first_printed) +
-           " older messages arrived while you were away and are not shown (:history shows a "
-           "conversation)");
-  }
   if (!text.empty()) print(text);
   if (unknown_group && !refreshing_groups_) asio::co_spawn(io_, refreshGroups(), asio::detached);
+}
+
+void Console::showBacklog(bool caught_up, bool first) {
+  if (backlog_wait_) backlog_wait_->cancel();
+  if (!backlog_shown_ && backlog_count_ > 0) {
+    std::string header = "— " + std::to_string(backlog_count_) +
+                         (backlog_count_ == 1 ? " message" : " messages") + " while you were away";
+    if (backlog_.size() < backlog_count_) {
+      std::string per;
+      for (const auto& [conversation, n] : backlog_by_conversation_) {
+        per += (per.empty() ? ": " : ", ") + names_.label(conversation) + " " + std::to_string(n);
+      }
+      header += per + "; the newest " + std::to_string(backlog_.size()) +
+                " below (:history shows a conversation)";
+    }
+    print(header + " —");
+    printMessages(std::vector<client::Message>(backlog_.begin(), backlog_.end()));
+  }
+  if (caught_up && backlog_count_ > 0) {
+    print("— up to date —");
+  } else if (caught_up && first) {
+    print("— no new messages —");
+  }
+  backlog_shown_ = true;
+  backlog_.clear();
+  backlog_by_conversation_.clear();
+  if (caught_up) catching_up_ = false;
+}
+
+void Console::onCaughtUp(const client::CaughtUp& info) {
+  if (!catching_up_) return;
+  showBacklog(true, info.first);
 }
 
 void Console::onStateChange(const client::StateChange& change) {
   using client::State;
   switch (change.state) {
     case State::Online:
-      status(std::string(was_online_ ? "back online" : "online") + " over " +
-             transportName(options_.transport) +
-             (client_->session() ? " (" +
-                                       (options_.transport == client::Transport::Tcp
-                                            ? client_->session()->gateway_tcp
-                                            : client_->session()->gateway_ws) +
-                                       ")"
-                                 : ""));
+      if (!quiet_reconnect_) {
+        status(std::string(was_online_ ? "back online" : "online") + " over " +
+               transportName(options_.transport) +
+               (client_->session() ? " (" +
+                                         (options_.transport == client::Transport::Tcp
+                                              ? client_->session()->gateway_tcp
+                                              : client_->session()->gateway_ws) +
+                                         ")"
+                                   : ""));
+      }
+      // Until the SDK says it caught up, what arrives is the backlog: held, shown as a block.
+      // Not after the quick reconnect that follows a refused send: nobody was away.
+      catching_up_ = !quiet_reconnect_;
+      backlog_shown_ = false;
+      backlog_count_ = 0;
+      backlog_.clear();
+      backlog_by_conversation_.clear();
+      if (catching_up_) {
+        backlog_wait_.emplace(io_);
+        backlog_wait_->expires_after(kBacklogWait);
+        backlog_wait_->async_wait([this](const boost::system::error_code& ec) {
+          if (!ec && catching_up_) showBacklog(false);
+        });
+      }
       was_online_ = true;
+      quiet_reconnect_ = false;
       last_wait_reason_.clear();
       break;
     case State::Waiting: {
+      if (catching_up_) {
+        showBacklog(false);
+        catching_up_ = false;
+      }
+      if (change.reason == client::Reason::SendRefused) {
+        // Over STOMP the server ends the connection after refusing a send (the refusal was
+        // printed with ✗); the SDK reconnects at once. Not worth a "connection lost" banner.
+        status("reconnecting (a STOMP connection ends after a refused send)");
+        quiet_reconnect_ = true;
+        break;
+      }
+      quiet_reconnect_ = false;
       // The first failure says what happened; while the server stays away, only a change of
       // cause and attempts 2, 4, 8 … are shown, so the screen does not fill with retries.
       std::string why = std::string(client::reasonName(change.reason)) +
@@ -361,8 +409,13 @@ void Console::onStateChange(const client::StateChange& change) {
       last_wait_reason_ = std::move(why);
       break;
     }
+    case State::Stopping:
     case State::Stopped:
-      if (draining_) stopClient();
+      if (catching_up_) {
+        showBacklog(false);
+        catching_up_ = false;
+      }
+      if (change.state == State::Stopping) break;
       if (change.reason == client::Reason::Unauthenticated && started_) {
         status("the server refused the credentials: " + change.detail);
         quit(kExitLoginRefused);

@@ -66,6 +66,7 @@ class Console final : public client::Listener {
   void onMessages(std::span<const client::Message> messages) override;
   void onSendResult(const client::SendResult& result) override;
   void onStateChange(const client::StateChange& change) override;
+  void onCaughtUp(const client::CaughtUp& info) override;
   void onKicked(const std::string& reason) override;
   void onError(const Error& error) override;
 
@@ -92,6 +93,9 @@ class Console final : public client::Listener {
   boost::asio::awaitable<Result<client::UserRef>> findUser(const std::string& name);
   boost::asio::awaitable<void> refreshGroups();
   void printMessages(const std::vector<client::Message>& messages);
+  // Prints the backlog held back while catching up as one block (if not yet); `caught_up`:
+  // the SDK said so (`first`: of this run), then "— up to date —" follows.
+  void showBacklog(bool caught_up, bool first = false);
   void printError(std::string_view what, const Error& error);
 
   boost::asio::awaitable<void> execute(const Command& command);
@@ -138,10 +142,17 @@ class Console final : public client::Listener {
   bool was_online_ = false;
   int exit_code_ = kExitOk;
   std::string last_wait_reason_;
-  bool draining_ = false;
+  bool quiet_reconnect_ = false;  // after a send refused over STOMP: no "back online" line
   bool client_stopping_ = false;
   std::optional<boost::asio::steady_timer> hook_wait_;
-  std::optional<boost::asio::steady_timer> drain_wait_;
+  // The backlog of a connection (what came while this device was away), held back until the
+  // SDK says it is caught up and printed as one block; newest kept, counted per conversation.
+  bool catching_up_ = false;    // from Online until onCaughtUp (or the backlog_wait_ timeout)
+  bool backlog_shown_ = false;  // the block was printed: later messages are printed as they come
+  std::deque<client::Message> backlog_;
+  std::size_t backlog_count_ = 0;
+  std::map<std::string, std::size_t> backlog_by_conversation_;
+  std::optional<boost::asio::steady_timer> backlog_wait_;
 };
 
 }  // namespace pigeon::console

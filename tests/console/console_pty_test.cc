@@ -1,9 +1,11 @@
 // The real `pigeon` console client driven through pseudo-terminals against the real pigeond
 // (port 0, temporary data): two users chat both ways over TCP and WebSocket, :olu lists both, an
-// incoming message does not disturb a half-typed line, offline messages show at login, groups,
-// history and search work, bad input gets help or the server's error, a wrong password exits
-// non-zero, scripts can pipe commands in, and a server restart is reported and survived. Every
-// wait polls the terminal's output with a deadline. PIGEON_TEST_SHOW_SCREENS=1 prints some
+// incoming message does not disturb a half-typed line, offline messages show at login as one
+// block ending in "— up to date —", groups, history and search work, bad input gets help or the
+// server's error (over STOMP with one quiet line for the reconnect that follows), a wrong
+// password exits non-zero, scripts can pipe commands in, a server restart is reported and
+// survived, and quitting while the server is away still sends what was typed once it is back.
+// Every wait polls the terminal's output with a deadline. PIGEON_TEST_SHOW_SCREENS=1 prints some
 // screens of passing tests too.
 #include <gtest/gtest.h>
 
@@ -121,8 +123,15 @@ TEST_F(ConsolePtyTest, TwoUsersChatBothWaysAndSeeEachOtherOnline) {
   bob->typeLine("nobody;;are you there?");
   expectOn(*bob, "not sent to @nobody:", "bob");
   expectOn(*bob, "user 'nobody' does not exist", "bob");
+  // Over STOMP the server closes the connection after an ERROR; the client reconnects at once,
+  // and the console says so in one quiet line — no "connection lost", no "back online".
+  expectOn(*bob, "· reconnecting (a STOMP connection ends after a refused send)", "bob");
+  alice->typeLine("after the refusal");
+  expectOn(*bob, "#lobby alice: after the refusal", "bob");  // over the new connection
+  EXPECT_FALSE(bob->seen("connection lost")) << bob->screen();
+  EXPECT_FALSE(bob->seen("back online")) << bob->screen();
+  EXPECT_FALSE(bob->seen("while you were away")) << bob->screen();
 
-  // (Over STOMP the server closes the connection after an ERROR; the client reconnects.)
   bob->typeLine(":info");
   expectOn(*bob, "transport  ws", "bob");
   alice->typeLine(":info");
@@ -154,10 +163,12 @@ TEST_F(ConsolePtyTest, OfflineMessagesGroupsHistoryAndSearch) {
   dave->typeLine("picking at noon");
   expectOn(*dave, "#orchard dave: picking at noon", "dave");
 
-  // carol comes back: what was sent while she was away is shown at login.
+  // carol comes back: what was sent while she was away is shown at login, as one block.
   carol = console("carol", {});
+  expectOn(*carol, "— 2 messages while you were away —", "carol");
   expectOn(*carol, "@dave dave: the kumquats are ripe", "carol");
-  expectOn(*carol, "dave: picking at noon", "carol");
+  expectOn(*carol, "#orchard dave: picking at noon", "carol");
+  expectOn(*carol, "— up to date —", "carol");
   carol->typeLine(":unread");
   expectOn(*carol, "@dave  1", "carol");
   carol->typeLine(":groups");
@@ -238,6 +249,43 @@ TEST_F(ConsolePtyTest, AServerThatGoesAwayIsReportedAndReconnectedTo) {
   expectOn(gina, "#lobby gina: sent while the server is away", "gina");
   gina.typeLine(":q!");
   EXPECT_EQ(gina.waitExit(), 0) << gina.screen();
+}
+
+TEST_F(ConsolePtyTest, QuittingWhileTheServerIsAwaySendsWhatWasTypedOnceItIsBack) {
+  TempDir dir;
+  auto first = std::make_unique<PigeondProcess>(dir.path() + "/data");
+  first->start();
+  const std::string http_port = std::to_string(first->httpPort());
+  const std::string tcp_port = std::to_string(first->tcpPort());
+  PtyProcess hal({PIGEON_CONSOLE_PATH, "--server", "http://127.0.0.1:" + http_port, "--user", "hal",
+                  "--register"},
+                 {{"TERM", "xterm"},
+                  {"HOME", dir.path()},
+                  {"INPUTRC", "/dev/null"},
+                  {"LANG", "C.UTF-8"},
+                  {"PIGEON_PASSWORD", "password123"}});
+  expectOn(hal, "online over tcp", "hal");
+  expectOn(hal, "— no new messages —", "hal");
+
+  ASSERT_EQ(first->terminate(), 0);
+  expectOn(hal, "connection lost (", "hal");
+  hal.typeLine("typed while the server is away");
+  hal.typeLine(":q!");
+  expectOn(hal, "sending 1 message(s) before quitting", "hal");
+  // The console waits (up to 10 s) for the server to come back rather than giving up.
+  PigeondProcess second(dir.path() + "/data", {"--http-port", http_port, "--tcp-port", tcp_port});
+  second.start();
+  EXPECT_EQ(hal.waitExit(std::chrono::seconds(20)), 0) << hal.screen();
+  EXPECT_FALSE(hal.seen("✗")) << hal.screen();
+
+  HttpClient http(second.httpPort());
+  auto login = http.post("/api/v1/sessions",
+                         boost::json::object{{"username", "hal"}, {"password", "password123"}});
+  ASSERT_EQ(login.status, 200) << login.body;
+  http.setToken(std::string(login.json().at("token").as_string()));
+  auto found = http.get("/api/v1/messages/search?q=typed+while+the+server");
+  ASSERT_EQ(found.status, 200) << found.body;
+  EXPECT_EQ(found.json().at("messages").as_array().size(), 1u) << found.body;
 }
 
 TEST_F(ConsolePtyTest, AWrongPasswordExitsWithAClearMessage) {
