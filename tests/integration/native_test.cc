@@ -653,6 +653,38 @@ TEST_F(TlsTest, NativeOverTlsAndStompOverWssChat) {
   EXPECT_EQ(a.expect(Body::kDeliver).deliver().body(), "over wss");
 }
 
+// Reads and writes overlap on one TLS stream: a window of sends to oneself keeps the server
+// reading Sends while it writes SendAcks and Delivers. Everything arrives, in order.
+TEST_F(TlsTest, FullDuplexTrafficOverTlsLosesNothing) {
+  auto alice = account(unique("tls-d"));
+  NativeConn a(server_->tcpPort(), clientTls());
+  a.login(alice.token);
+  a.sync(0, pb::ACK_AUTO);
+  constexpr int kTotal = 200, kWindow = 16;
+  const std::string body(3000, 'd');
+  int sent = 0, acked = 0;
+  std::uint64_t last_seq = 0;
+  std::vector<std::string> delivered;
+  while (acked < kTotal || int(delivered.size()) < kTotal) {
+    while (sent < kTotal && sent - acked < kWindow) {
+      a.sendTo("fd" + std::to_string(sent), alice.name, body + std::to_string(sent));
+      ++sent;
+    }
+    auto e = a.next();
+    ASSERT_TRUE(e) << "stalled after " << acked << " acks and " << delivered.size() << " delivers";
+    if (e->has_send_ack()) {
+      EXPECT_EQ(e->send_ack().client_msg_id(), "fd" + std::to_string(acked));
+      ++acked;
+    } else {
+      ASSERT_TRUE(e->has_deliver()) << "frame " << int(e->body_case());
+      EXPECT_EQ(e->deliver().seq(), last_seq + 1);
+      last_seq = e->deliver().seq();
+      delivered.push_back(e->deliver().body());
+    }
+  }
+  for (int i = 0; i < kTotal; ++i) EXPECT_EQ(delivered[i], body + std::to_string(i));
+}
+
 TEST_F(TlsTest, PlainClientsOnTlsPortsGetNowhereAndTheServerGoesOn) {
   {
     NativeConn plain(server_->tcpPort());
