@@ -148,6 +148,15 @@ int run(const app::Config& config) {
       std::string(tls ? "wss://" : "ws://") + advertise_host + ":" + std::to_string(http.boundPort()) + "/ws",
       tcp_port < 0 ? std::string()
                    : std::string(tls ? "tls://" : "tcp://") + advertise_host + ":" + std::to_string(tcp_port));
+  // SIGINT and SIGTERM are handled from here on: whoever reads the ready file may signal at
+  // once and gets a clean shutdown, not the default action.
+  boost::asio::io_context main_loop;
+  boost::asio::signal_set signals(main_loop, SIGINT, SIGTERM);
+  // Before the loops run: a failure here returns while nothing runs on them yet (the sockets
+  // already listen, so nobody who reads the file is refused).
+  if (!config.ready_file.empty() && !writeReadyFile(config.ready_file, http.boundPort(), tcp_port)) {
+    return fatal("cannot write the ready file '" + config.ready_file + "'");
+  }
   gateway.start();
   loops.start();
 
@@ -157,11 +166,7 @@ int run(const app::Config& config) {
   if (tcp_port >= 0) {
     spdlog::info("pigeond: native protocol on {}://{}:{}", tls ? "tls" : "tcp", config.tcp_host, tcp_port);
   }
-  if (!config.ready_file.empty() && !writeReadyFile(config.ready_file, http.boundPort(), tcp_port)) {
-    return fatal("cannot write the ready file '" + config.ready_file + "'");
-  }
 
-  boost::asio::io_context main_loop;
   // Expired tokens are refused anyway; purging them hourly (and now) keeps the table from
   // growing with every login.
   boost::asio::steady_timer purge_timer(main_loop);
@@ -179,7 +184,6 @@ int run(const app::Config& config) {
     });
   };
   purge_tokens();
-  boost::asio::signal_set signals(main_loop, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (!ec) spdlog::info("pigeond: signal {}, shutting down", signal);
     purge_timer.cancel();
