@@ -12,7 +12,9 @@ namespace {
 constexpr std::string_view kServerName = "pigeon/0.1";
 constexpr std::size_t kMaxClientMsgId = 64;
 
-// The wire code of a refused send (docs/protocol.md lists them).
+// The wire code of a refused send (docs/protocol.md lists them). The first four refuse this
+// message only; the rest are the server's trouble and fatal ("unavailable" covers a store that
+// failed, a corrupt record, anything unexpected: the client reconnects and retries).
 std::string_view sendErrorCode(Errc code) {
   switch (code) {
     case Errc::NotFound: return "no_such_recipient";
@@ -20,8 +22,8 @@ std::string_view sendErrorCode(Errc code) {
     case Errc::TooLarge: return "too_large";
     case Errc::BadRequest: return "invalid_send";
     case Errc::RateLimited: return "rate_limited";
-    case Errc::Unavailable: return "unavailable";
-    default: return "internal";
+    case Errc::Unauthenticated: return "unauthenticated";
+    default: return "unavailable";
   }
 }
 
@@ -172,8 +174,10 @@ void NativeSession::onSendAccepted(const core::SendResult& r, const std::optiona
 void NativeSession::onSendRefused(const Error& error, const std::optional<std::string>& ref) {
   // The store failing is the server's trouble, not this message's: close, and the client
   // retries with the same client_msg_id on its next connection.
-  if (error.code == Errc::Unavailable || error.code == Errc::Internal) {
-    return fatal(sendErrorCode(error.code), "server unavailable", nullptr, error.message);
+  if (refusalIsFatal(error)) {
+    const std::string_view code = sendErrorCode(error.code);
+    return fatal(code, code == "unavailable" ? "server unavailable" : "send refused", nullptr,
+                 error.message);
   }
   pb::Envelope e;
   auto* err = e.mutable_error();

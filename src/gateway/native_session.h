@@ -31,8 +31,10 @@ class NativeSession final : public Session {
   void onReceipt(const std::string* receipt) override;
   void onSendAccepted(const core::SendResult& result, const std::optional<std::string>& ref) override;
   void onSendRefused(const Error& error, const std::optional<std::string>& ref) override;
+  // Only the refusals docs/protocol.md lists as not fatal keep the connection.
   bool refusalIsFatal(const Error& error) const override {
-    return error.code == Errc::Unavailable || error.code == Errc::Internal;
+    return error.code != Errc::NotFound && error.code != Errc::Forbidden &&
+           error.code != Errc::TooLarge && error.code != Errc::BadRequest;
   }
   void encodeMessage(OutFrame& frame, std::shared_ptr<const OutboundMessage> message,
                      store::Seq seq) override;
