@@ -124,6 +124,26 @@ test('SENDs pipelined behind a failing one are not stored', async () => {
   assert.equal((await server.inbox(target)).length, 0);
 });
 
+test('in one burst, the SENDs before a failing one are stored and those after are not', async () => {
+  const u = await server.user(unique('burst'));
+  const target = await server.user(unique('tgt'));
+  const c = await rawConnected(server, u);
+  let frames = '';
+  for (let i = 0; i < 10; i++) frames += c.frame('SEND', { destination: `/app/p2p/${target.name}` }, `before ${i}`);
+  frames += c.frame('SEND', { destination: '/app/p2p/nobody-here', receipt: 'bad' }, 'fails');
+  for (let i = 0; i < 10; i++) frames += c.frame('SEND', { destination: `/app/p2p/${target.name}` }, `after ${i}`);
+  c.send(frames);  // one WebSocket message: the sends are checked in batches
+  const error = await c.next('ERROR');
+  assert.equal(error.headers.message, 'no such recipient');
+  assert.equal(error.headers['receipt-id'], 'bad');
+  await c.waitClosed();
+  // The ERROR may overtake the group commit of the sends before it: wait for them.
+  let stored = [];
+  await waitFor(async () => (stored = (await server.inbox(target)).map((m) => m.body)).length >= 10,
+    5000, 'the sends before the failing one');
+  assert.deepEqual(stored, Array.from({ length: 10 }, (_, i) => `before ${i}`));
+});
+
 test('SUBSCRIBE since a seq past the end of the inbox', async () => {
   const u = await server.user(unique('future'));
   const error = await expectError(u, 'SUBSCRIBE\nid:0\ndestination:/user/queue/messages\nsince:1000\n\n\0', 'invalid since');
