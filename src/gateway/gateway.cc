@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <future>
+#include <utility>
 
 #include "gateway/native_session.h"
 #include "gateway/stomp_session.h"
@@ -37,7 +39,13 @@ Gateway::Gateway(net::IoPool& loops, core::Service& service, asio::any_io_execut
   }
 }
 
-Gateway::~Gateway() { stop(); }
+Gateway::~Gateway() {
+  if (stopped_.exchange(true)) return;
+  // Not stopped: the loops may not run any more, so nothing can be waited for.
+  for (auto& loop : loop_states_) {
+    asio::post(*loop->context, [l = loop.get()] { l->ticker.cancel(); });
+  }
+}
 
 void Gateway::start() {
   for (auto& loop : loop_states_) scheduleTick(*loop);
@@ -45,9 +53,21 @@ void Gateway::start() {
 
 void Gateway::stop() {
   if (stopped_.exchange(true)) return;
+  // Acknowledgements held back for cursor_delay_ms would be lost with the loops: hand them to
+  // the workers now (the caller joins the workers before closing the store).
+  std::vector<std::future<void>> flushed;
   for (auto& loop : loop_states_) {
-    asio::post(*loop->context, [l = loop.get()] { l->ticker.cancel(); });
+    auto done = std::make_shared<std::promise<void>>();
+    flushed.push_back(done->get_future());
+    asio::post(*loop->context, [l = loop.get(), done] {
+      l->ticker.cancel();
+      l->stopping = true;
+      for (Session* session : std::exchange(l->cursor_due, {})) session->storeCursorNow();
+      done->set_value();
+    });
   }
+  // Bounded, so that a loop that does not run cannot hang the shutdown.
+  for (auto& f : flushed) f.wait_for(std::chrono::seconds(5));
 }
 
 void Gateway::scheduleTick(LoopState& loop) {

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "base/metrics.h"
@@ -46,6 +47,8 @@ struct GatewayOptions {
 
 using net::UpgradeRequest;
 
+class Session;
+
 // Per event loop: its timer wheel and a scratch buffer every session on the loop reads into
 // (one handler runs at a time per loop, and sessions consume what they read at once, so no
 // session needs a read buffer of its own).
@@ -56,6 +59,10 @@ struct LoopState {
   TimerWheel wheel;
   boost::asio::steady_timer ticker;
   std::vector<char> scratch = std::vector<char>(64 * 1024);
+  // Sessions holding acknowledgements back for cursor_delay_ms (Gateway::stop() stores them),
+  // and whether the gateway is stopping (then nothing is held back).
+  std::unordered_set<Session*> cursor_due;
+  bool stopping = false;
 };
 
 struct GatewayMetrics {
@@ -78,7 +85,10 @@ class Gateway {
 
   // Starts the per-loop tickers. Call once, before the loops run.
   void start();
-  // Stops the tickers; open sessions are abandoned with their loops.
+  // Call while the loops still run: stores the acknowledgements sessions hold back
+  // (cursor_delay_ms) and waits until each loop has handed them to the workers, then stops the
+  // tickers; open sessions are abandoned with their loops. (Destroying a gateway that was not
+  // stopped only stops the tickers.)
   void stop();
 
   Hub& hub() { return hub_; }

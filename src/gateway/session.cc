@@ -202,6 +202,7 @@ void Session::cleanup() {
   loop_.wheel.cancel(*this);
   // Acknowledgements not stored yet are stored now, connection or not.
   if (cursor_target_ > cursor_durable_ && !cursor_writing_) persistCursor();
+  clearCursorDue();  // in any case: the loop must not keep a pointer to a closed session
   if (attached_) {
     attached_ = false;
     gateway_.hub().detach(principal_.user, principal_.device, this);
@@ -631,14 +632,37 @@ void Session::onSynced(std::uint64_t generation, Result<core::SyncResult> result
 void Session::persistCursorSoon() {
   // Acks without a receipt are stored within cursor_delay_ms, all of them in one write: a busy
   // connection that acknowledges every read would otherwise cost a store write per message.
-  if (gateway_.options().cursor_delay_ms == 0 || disconnect_pending_) return persistCursor();
+  if (gateway_.options().cursor_delay_ms == 0 || disconnect_pending_ || loop_.stopping) {
+    return persistCursor();
+  }
   if (cursor_due_ms_ || cursor_target_ <= cursor_durable_) return;
   cursor_due_ms_ = nowMs() + gateway_.options().cursor_delay_ms;
+  loop_.cursor_due.insert(this);  // so that Gateway::stop() can store them
   rescheduleTimer();
 }
 
-void Session::persistCursor() {
+void Session::clearCursorDue() {
+  if (!cursor_due_ms_) return;
   cursor_due_ms_ = 0;
+  loop_.cursor_due.erase(this);
+}
+
+void Session::storeCursorNow() {
+  clearCursorDue();
+  if (cursor_target_ <= cursor_durable_) return;
+  if (!cursor_writing_) return persistCursor();
+  // A write is under way, and the loop may not run its answer (it stops): store the rest
+  // alongside it (the store moves a cursor forward only, so the order does not matter).
+  auto work = [self = shared_from_this(), who = principal_, target = cursor_target_] {
+    if (auto moved = self->gateway_.service().ack(who, target); !moved) {
+      spdlog::warn("gateway: session {}: cursor not stored: {}", self->id_, moved.error().message);
+    }
+  };
+  asio::post(gateway_.workers(), std::move(work));
+}
+
+void Session::persistCursor() {
+  clearCursorDue();
   // Answer the ACK receipts that are durable now, even while more writes follow.
   if (!cursor_receipts_.empty()) {
     std::vector<std::pair<Seq, std::string>> waiting;

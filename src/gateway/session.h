@@ -48,6 +48,10 @@ class Session : public Endpoint,
   void presence(PresenceEvent event) override;
   void kick() override;
 
+  // On the session's loop, when the gateway stops: stores the acknowledgements held back for
+  // cursor_delay_ms at once.
+  void storeCursorNow();
+
  protected:
   enum class Phase : std::uint8_t { AwaitingLogin, Authenticating, Connected, Closing, Closed };
   enum class AckMode : std::uint8_t { Auto, Client, ClientIndividual };
@@ -175,6 +179,7 @@ class Session : public Endpoint,
   void onSynced(std::uint64_t generation, Result<core::SyncResult> result);
   void persistCursor();
   void persistCursorSoon();
+  void clearCursorDue();
 
   // Outbound queue; `inflight_` is the batch being written.
   std::vector<OutFrame> queue_;

@@ -701,5 +701,41 @@ TEST_F(TlsTest, PlainClientsOnTlsPortsGetNowhereAndTheServerGoesOn) {
   EXPECT_EQ(c.login(a.token).username(), a.name);
 }
 
+// A clean shutdown stores what was acknowledged: acknowledgements without a receipt wait up to
+// --cursor-delay-ms to be stored in one write, and SIGTERM must not drop them.
+TEST(NativeShutdownTest, AnAckReadBeforeSigtermIsStored) {
+  TempDir dir;
+  PigeondProcess server(dir.path() + "/data", {"--cursor-delay-ms", "10000"});
+  server.start();
+  auto alice = registerAndLogin(server.httpPort(), unique("sd-a"));
+  auto bob = registerAndLogin(server.httpPort(), unique("sd-b"));
+  {
+    NativeConn a(server.tcpPort());
+    a.login(alice.token);
+    for (int i = 0; i < 3; ++i) {
+      a.sendTo("m" + std::to_string(i), bob.name, "msg " + std::to_string(i));
+      a.expect(Body::kSendAck);
+    }
+  }
+  NativeConn b(server.tcpPort());
+  b.login(bob.token);
+  b.sync();
+  std::uint64_t last = 0;
+  for (int i = 0; i < 3; ++i) last = b.expect(Body::kDeliver).deliver().seq();
+  b.ack(last);
+  pb::Envelope ping;  // answered after the Ack is handled: frames are handled in order
+  ping.mutable_ping()->set_nonce(9);
+  b.send(ping);
+  EXPECT_EQ(b.expect(Body::kPong).pong().nonce(), 9u);
+  EXPECT_EQ(server.terminate(), 0) << server.log();
+
+  server.start();
+  NativeConn again(server.tcpPort());
+  again.login(bob.token);
+  EXPECT_EQ(again.sync().from_seq(), last);  // the cursor moved before the shutdown
+  EXPECT_FALSE(again.next(300ms));           // nothing acknowledged comes again
+  EXPECT_EQ(server.terminate(), 0) << server.log();
+}
+
 }  // namespace
 }  // namespace pigeon::test
