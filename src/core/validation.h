@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "base/error.h"
+#include "base/utf8.h"
 
 namespace pigeon::core {
 
@@ -22,6 +23,6 @@ Result<void> validateDevice(std::string_view device);          // 1–64 of [A-Z
 Result<void> validateClientMsgId(std::string_view id);         // 0–64 printable ASCII, no spaces
 Result<void> validateContentType(std::string_view type);       // 1–128 printable ASCII
 Result<void> validateGroupName(std::string_view name);         // 1–64 bytes of UTF-8, no controls
-bool isValidUtf8(std::string_view s);
+using ::pigeon::isValidUtf8;  // base/utf8.h
 
 }  // namespace pigeon::core
