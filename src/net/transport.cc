@@ -88,11 +88,15 @@ class TlsTransport final : public Transport {
 
   void write(std::shared_ptr<TransportHandler> handler,
              const std::vector<asio::const_buffer>& buffers) override {
+    std::size_t total = 0;
+    for (const auto& b : buffers) total += b.size();
     out_.clear();
+    out_.reserve(total);
     for (const auto& b : buffers) out_.append(static_cast<const char*>(b.data()), b.size());
     asio::async_write(*stream_, asio::buffer(out_),
                       [this, handler = std::move(handler)](const error_code& ec, std::size_t) {
-                        if (out_.capacity() > 64 * 1024) std::string().swap(out_);
+                        // Written: an idle connection keeps no copy (a batch may be 256 KiB).
+                        std::string().swap(out_);
                         handler->onWritten(ec);
                       });
   }
