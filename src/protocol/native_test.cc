@@ -100,5 +100,32 @@ TEST(DeliverEncoding, HeadPlusSharedTailIsTheWholeDeliver) {
   }
 }
 
+// Byte for byte what protobuf writes for the whole frame (seq is field 1, so it comes first),
+// across the sizes where the frame's and the Deliver's length varints grow a byte.
+TEST(DeliverEncoding, HeadPlusTailIsExactlyTheSerializedEnvelope) {
+  for (std::size_t body : {0, 90, 100, 110, 120, 16250, 16300, 16350, 16400, 2097000, 2097200}) {
+    pb::Deliver d;
+    d.set_msg_id(20486337843200000);
+    d.set_conversation("g:12");
+    d.set_from("bob");
+    d.set_content_type("text/plain");
+    d.set_body(std::string(body, 'x'));
+    const std::string tail = encodeDeliverTail(d);
+    for (std::uint64_t seq : {std::uint64_t(1), std::uint64_t(127), std::uint64_t(128),
+                              std::uint64_t(16384), ~std::uint64_t(0)}) {
+      std::uint8_t head[kMaxDeliverHead];
+      const std::size_t n = deliverHead(head, seq, tail.size());
+      ASSERT_LE(n, kMaxDeliverHead);
+      pb::Envelope e;
+      *e.mutable_deliver() = d;
+      e.mutable_deliver()->set_seq(seq);
+      std::string expected;
+      appendNative(expected, e);
+      EXPECT_EQ(std::string(reinterpret_cast<char*>(head), n) + tail, expected)
+          << "body " << body << ", seq " << seq;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pigeon::protocol
