@@ -685,6 +685,36 @@ TEST_F(TlsTest, FullDuplexTrafficOverTlsLosesNothing) {
   for (int i = 0; i < kTotal; ++i) EXPECT_EQ(delivered[i], body + std::to_string(i));
 }
 
+// docs/protocol.md: a client that does not finish the TLS handshake within 10 s is dropped, on
+// both listeners (a silent one and one that stops half way through its ClientHello).
+TEST_F(TlsTest, AnUnfinishedHandshakeIsDroppedAfterTenSeconds) {
+  asio::io_context io;
+  std::vector<tcp::socket> peers;
+  for (std::uint16_t port : {server_->tcpPort(), server_->httpPort()}) {
+    for (bool partial : {false, true}) {
+      tcp::socket& s = peers.emplace_back(io);
+      s.connect({asio::ip::make_address("127.0.0.1"), port});
+      if (partial) asio::write(s, asio::buffer(std::string("\x16\x03\x01\x02\x00\x01", 6)));
+    }
+  }
+  const auto start = std::chrono::steady_clock::now();
+  for (auto& s : peers) {
+    timeval tv{15, 0};
+    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char byte;
+    boost::system::error_code ec;
+    const std::size_t n = s.read_some(asio::buffer(&byte, 1), ec);
+    EXPECT_EQ(n, 0u);
+    EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+  }
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(waited, 9s);
+  EXPECT_LT(waited, 14s);
+  auto a = account(unique("tls-e"));  // and the server serves TLS clients meanwhile
+  NativeConn c(server_->tcpPort(), clientTls());
+  EXPECT_EQ(c.login(a.token).username(), a.name);
+}
+
 TEST_F(TlsTest, PlainClientsOnTlsPortsGetNowhereAndTheServerGoesOn) {
   {
     NativeConn plain(server_->tcpPort());
