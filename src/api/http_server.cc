@@ -12,6 +12,8 @@
 #include <boost/beast/ssl.hpp>
 #include <functional>
 
+#include "net/listener.h"
+
 namespace pigeon::api {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -235,19 +237,8 @@ void HttpServer::setUpgradeHandler(std::string path, net::UpgradeHandler handler
 }
 
 Result<void> HttpServer::start() {
-  beast::error_code ec;
-  const auto address = asio::ip::make_address(state_->options.host, ec);
-  if (ec) return fail(Errc::BadRequest, "bad listen address '" + state_->options.host + "'");
-  const tcp::endpoint endpoint(address, state_->options.port);
   auto& acceptor = *state_->acceptor;
-  acceptor.open(endpoint.protocol(), ec);
-  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor.bind(endpoint, ec);
-  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return fail(Errc::Unavailable, "cannot listen on " + state_->options.host + ":" +
-                                       std::to_string(state_->options.port) + ": " + ec.message());
-  }
+  if (auto ok = net::listenOn(acceptor, state_->options.host, state_->options.port); !ok) return ok;
   bound_port_ = acceptor.local_endpoint().port();
   asio::co_spawn(acceptor.get_executor(), state_->acceptLoop(), asio::detached);
   return {};

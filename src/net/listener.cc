@@ -69,18 +69,22 @@ Listener::~Listener() {
   state_->backoff.reset();
 }
 
-Result<void> Listener::start(const std::string& host, std::uint16_t port) {
+Result<void> listenOn(tcp::acceptor& acceptor, const std::string& host, std::uint16_t port) {
   error_code ec;
   const auto address = asio::ip::make_address(host, ec);
   if (ec) return fail(Errc::BadRequest, "bad listen address '" + host + "'");
   const tcp::endpoint endpoint(address, port);
-  auto& acceptor = *state_->acceptor;
   acceptor.open(endpoint.protocol(), ec);
   if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return fail(Errc::Unavailable, "cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
-  bound_port_ = acceptor.local_endpoint().port();
+  return {};
+}
+
+Result<void> Listener::start(const std::string& host, std::uint16_t port) {
+  if (auto ok = listenOn(*state_->acceptor, host, port); !ok) return ok;
+  bound_port_ = state_->acceptor->local_endpoint().port();
   state_->accept();
   return {};
 }

@@ -19,6 +19,12 @@
 
 namespace pigeon::net {
 
+// Opens `acceptor` on host:port (port 0: any free port) with SO_REUSEADDR and starts listening.
+// Errors: BadRequest (not an IP address), Unavailable (cannot bind or listen). Shared by every
+// listener of pigeond (this one and the HTTP server).
+Result<void> listenOn(boost::asio::ip::tcp::acceptor& acceptor, const std::string& host,
+                      std::uint16_t port);
+
 class Listener {
  public:
   using Handler = std::function<void(Connection connection)>;
