@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   librocksdb-dev libsodium-dev libspdlog-dev libfmt-dev libcli11-dev
-  libssl-dev libprotobuf-dev protobuf-compiler libreadline-dev tmux
+  libssl-dev libprotobuf-dev protobuf-compiler libreadline-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   chromium fonts-noto-color-emoji
