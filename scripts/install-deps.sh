@@ -11,6 +11,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   chromium fonts-noto-color-emoji
+  libhiredis-dev libzookeeper-mt-dev libmariadb-dev
+  redis-server zookeeper mariadb-server mariadb-client
 )
 
 # Node.js runs the integration tests with real third-party STOMP clients. Use the one on the
