@@ -459,6 +459,10 @@ Result<Seq> Service::ack(const Principal& who, Seq seq) {
   return store_.advanceCursor(who.user, who.device, seq);
 }
 
+Result<std::vector<Seq>> Service::storeCursors(std::span<const store::CursorUpdate> updates) {
+  return store_.advanceCursors(updates);
+}
+
 Result<SearchResult> Service::search(const Principal& who, std::string_view keyword, Seq before,
                                      std::size_t limit) {
   if (keyword.empty()) return fail(Errc::BadRequest, "the search keyword is empty");

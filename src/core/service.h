@@ -181,6 +181,10 @@ class Service {
   Result<Seq> inboxEnd(const Principal& who);
   // Cumulative ack for the caller's device. Errors: BadRequest (seq past the inbox's end).
   Result<Seq> ack(const Principal& who, Seq seq);
+  // ack() for callers that acknowledge only seqs they delivered themselves (the gateway's
+  // sessions refuse acks past what they sent), so no inbox end is read: many devices' cursors
+  // in one store write. Returns the cursors in order.
+  Result<std::vector<Seq>> storeCursors(std::span<const store::CursorUpdate> updates);
   // A conversation's messages with conv_seq < before (0: newest), ascending. Errors:
   // BadRequest (conversation id), NotFound (group), Forbidden (not a participant).
   Result<std::vector<MessageView>> history(const Principal& who, std::string_view conversation,

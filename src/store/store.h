@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -91,6 +92,18 @@ class Store {
   virtual Result<Seq> getCursor(UserId user, std::string_view device) = 0;  // 0 if none
   // Moves the cursor to max(current, seq) durably; returns the new value.
   virtual Result<Seq> advanceCursor(UserId user, std::string_view device, Seq seq) = 0;
+  // advanceCursor() for many devices at once, in one write where the engine can: returns each
+  // new value in order. On an error some of them may have moved (each move is still atomic).
+  virtual Result<std::vector<Seq>> advanceCursors(std::span<const CursorUpdate> updates) {
+    std::vector<Seq> out;
+    out.reserve(updates.size());
+    for (const CursorUpdate& u : updates) {
+      auto moved = advanceCursor(u.user, u.device, u.seq);
+      if (!moved) return std::unexpected(moved.error());
+      out.push_back(*moved);
+    }
+    return out;
+  }
 };
 
 }  // namespace pigeon::store

@@ -85,6 +85,13 @@ struct InboxRef {
   friend bool operator==(const InboxRef&, const InboxRef&) = default;
 };
 
+// One device's cursor to move forward (Store::advanceCursors).
+struct CursorUpdate {
+  UserId user = 0;
+  std::string device;
+  Seq seq = 0;
+};
+
 struct Appended {
   Message message;             // as stored; for a duplicate, the original message
   Seq sender_seq = 0;          // the sender's inbox seq of this message (0 if not a recipient)

@@ -43,6 +43,7 @@
 #include <thread>
 #include <unordered_map>
 #include <utility>
+#include <variant>
 
 #include "store/rocksdb/codec.h"
 
@@ -484,37 +485,81 @@ class RocksStore final : public Store {
   }
 
   Result<Seq> advanceCursor(UserId user, std::string_view device, Seq seq) override {
-    std::future<Result<Seq>> moved;
+    std::variant<Seq, std::future<Result<Seq>>> moved;
     {
       std::lock_guard lock(mu_);
       if (auto down = refusalLocked()) return std::unexpected(*down);
-      std::string key = codec::userStringKey(user, device);
-      Seq current = 0;
-      bool pending = false;
-      if (auto it = pending_cursors_.find(key); it != pending_cursors_.end()) {
-        current = it->second.value;
-        pending = true;
-      } else {
-        // Read under mu_: a cursor cannot move between this read and our enqueue.
-        auto stored = getCursor(user, device);
-        if (!stored) return stored;
-        current = *stored;
-      }
-      if (seq <= current && !pending) return current;  // already durable
-      Batch& batch = openBatchLocked();
-      const Seq next = std::max(current, seq);
-      if (next > current) {
-        batch.writes.Put(cf(kCursors), key, codec::u64Key(next));
-        pending_cursors_[key] = PendingCursor{next, batch.id};
-      }
-      // Even with nothing to write, waiting for this batch waits for the earlier one that
-      // holds the pending value (batches commit in order).
-      std::promise<Result<Seq>> promise;
-      moved = promise.get_future();
-      batch.cursors.push_back(CursorMove{std::move(key), next, std::move(promise)});
-      cv_.notify_one();
+      auto queued = queueCursorLocked(user, device, seq);
+      if (!queued) return std::unexpected(queued.error());
+      moved = std::move(*queued);
     }
-    return moved.get();
+    if (auto* now = std::get_if<Seq>(&moved)) return *now;
+    return std::get<1>(moved).get();
+  }
+
+  Result<std::vector<Seq>> advanceCursors(std::span<const CursorUpdate> updates) override {
+    // One lock hold and, usually, one group commit for all of them.
+    std::vector<std::variant<Seq, std::future<Result<Seq>>>> moved;
+    moved.reserve(updates.size());
+    {
+      std::lock_guard lock(mu_);
+      if (auto down = refusalLocked()) return std::unexpected(*down);
+      for (const CursorUpdate& u : updates) {
+        auto queued = queueCursorLocked(u.user, u.device, u.seq);
+        if (!queued) return std::unexpected(queued.error());  // the queued ones still commit
+        moved.push_back(std::move(*queued));
+      }
+    }
+    std::vector<Seq> out;
+    out.reserve(moved.size());
+    Result<std::vector<Seq>> result = std::vector<Seq>{};
+    for (auto& m : moved) {
+      if (auto* now = std::get_if<Seq>(&m)) {
+        out.push_back(*now);
+        continue;
+      }
+      auto value = std::get<1>(m).get();  // wait for every one, even after a failure
+      if (!value) {
+        if (result) result = std::unexpected(value.error());
+      } else {
+        out.push_back(*value);
+      }
+    }
+    if (!result) return result;
+    return out;
+  }
+
+ private:
+  // Queues a cursor move into the open batch (its value now if nothing needs writing). Under mu_.
+  Result<std::variant<Seq, std::future<Result<Seq>>>> queueCursorLocked(UserId user,
+                                                                        std::string_view device,
+                                                                        Seq seq) {
+    std::string key = codec::userStringKey(user, device);
+    Seq current = 0;
+    bool pending = false;
+    if (auto it = pending_cursors_.find(key); it != pending_cursors_.end()) {
+      current = it->second.value;
+      pending = true;
+    } else {
+      // Read under mu_: a cursor cannot move between this read and our enqueue.
+      auto stored = getCursor(user, device);
+      if (!stored) return std::unexpected(stored.error());
+      current = *stored;
+    }
+    if (seq <= current && !pending) return current;  // already durable
+    Batch& batch = openBatchLocked();
+    const Seq next = std::max(current, seq);
+    if (next > current) {
+      batch.writes.Put(cf(kCursors), key, codec::u64Key(next));
+      pending_cursors_[key] = PendingCursor{next, batch.id};
+    }
+    // Even with nothing to write, waiting for this batch waits for the earlier one that
+    // holds the pending value (batches commit in order).
+    std::promise<Result<Seq>> promise;
+    std::future<Result<Seq>> moved = promise.get_future();
+    batch.cursors.push_back(CursorMove{std::move(key), next, std::move(promise)});
+    cv_.notify_one();
+    return moved;
   }
 
  private:

@@ -636,6 +636,33 @@ TEST_F(RocksStoreTest, CursorOnlyMovesForwardAndPersists) {
   EXPECT_EQ(*store_->getCursor(1, "web"), expected);
 }
 
+TEST_F(RocksStoreTest, AdvanceCursorsMovesManyDevicesInOneGroupCommit) {
+  ASSERT_TRUE(store_->advanceCursor(2, "phone", 9));
+  std::vector<CursorUpdate> updates;
+  for (UserId u = 1; u <= 100; ++u) updates.push_back(CursorUpdate{u, "phone", u});
+  updates.push_back(CursorUpdate{1, "web", 4});
+  updates.push_back(CursorUpdate{1, "web", 3});  // the same device again, lower: max wins
+  const auto commits_before = counterValue("pigeon_store_commits_total");
+  auto moved = store_->advanceCursors(updates);
+  ASSERT_TRUE(moved) << moved.error().message;
+  ASSERT_EQ(moved->size(), updates.size());
+  EXPECT_EQ((*moved)[0], 1u);
+  EXPECT_EQ((*moved)[1], 9u);  // user 2 was at 9 already: cursors never go back
+  EXPECT_EQ((*moved)[99], 100u);
+  EXPECT_EQ((*moved)[100], 4u);
+  EXPECT_EQ((*moved)[101], 4u);
+  // One lock hold queues them all: they share a group commit (at most two, if the committer
+  // was already writing the first cursors when the rest were queued).
+  EXPECT_LE(counterValue("pigeon_store_commits_total") - commits_before, 2u);
+  EXPECT_TRUE(store_->advanceCursors({})->empty());
+
+  reopen();
+  EXPECT_EQ(*store_->getCursor(1, "phone"), 1u);
+  EXPECT_EQ(*store_->getCursor(2, "phone"), 9u);
+  EXPECT_EQ(*store_->getCursor(100, "phone"), 100u);
+  EXPECT_EQ(*store_->getCursor(1, "web"), 4u);
+}
+
 // ---- shutdown and failure --------------------------------------------------------------------
 
 TEST_F(RocksStoreTest, DestructorDrainsQueuedAppends) {
