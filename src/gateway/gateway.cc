@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "gateway/native_session.h"
+#include "gateway/session.h"
 #include "gateway/stomp_session.h"
 #include "net/bearer.h"
 #include "gateway/websocket_handshake.h"
@@ -17,6 +18,8 @@ GatewayMetrics::GatewayMetrics(MetricsRegistry& m)
     : sessions(m.gauge("pigeon_gateway_sessions", "Open long-connection sessions (WebSocket and native)")),
       frames_in(m.counter("pigeon_gateway_frames_in_total", "STOMP and native frames received")),
       frames_out(m.counter("pigeon_gateway_frames_out_total", "STOMP, WebSocket and native frames sent")),
+      writes(m.counter("pigeon_gateway_writes_total",
+                       "Socket writes of sessions (each carries one or more frames)")),
       errors(m.counter("pigeon_gateway_errors_total", "Sessions closed with an error frame (STOMP ERROR, native Error or Kicked)")),
       heartbeat_timeouts(m.counter("pigeon_gateway_heartbeat_timeouts_total",
                                    "Sessions closed for missing heart-beats")),
@@ -25,6 +28,39 @@ GatewayMetrics::GatewayMetrics(MetricsRegistry& m)
       slow_consumers(m.counter("pigeon_gateway_slow_consumers_total",
                                "Sessions closed because they did not take what was sent")),
       outbound_bytes(m.gauge("pigeon_gateway_outbound_bytes", "Bytes queued for sessions")) {}
+
+void LoopState::hand(std::function<void()> task) {
+  {
+    std::lock_guard lock(mailbox_mu_);
+    mailbox_.push_back(std::move(task));
+    if (drain_posted_) return;
+    drain_posted_ = true;
+  }
+  asio::post(*context, [this] { drain(); });
+}
+
+bool LoopState::cork(Session& session) {
+  if (!corking_) return false;
+  if (!session.corked_) {
+    session.corked_ = true;
+    corked_.push_back(session.shared_from_this());
+  }
+  return true;
+}
+
+void LoopState::drain() {
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard lock(mailbox_mu_);
+    tasks.swap(mailbox_);
+    drain_posted_ = false;
+  }
+  corking_ = true;
+  for (auto& task : tasks) task();
+  corking_ = false;
+  for (auto& session : corked_) session->uncork();
+  corked_.clear();
+}
 
 Gateway::Gateway(net::IoPool& loops, core::Service& service, asio::any_io_executor workers,
                  MetricsRegistry& metrics, GatewayOptions options)
@@ -75,8 +111,41 @@ void Gateway::scheduleTick(LoopState& loop) {
   loop.ticker.async_wait([this, &loop](const boost::system::error_code& ec) {
     if (ec || stopped_.load()) return;
     loop.wheel.tick();
+    storeDueCursors(loop);
     scheduleTick(loop);
   });
+}
+
+void Gateway::storeDueCursors(LoopState& loop) {
+  if (loop.cursor_due.empty()) return;
+  using namespace std::chrono;
+  // Everything due before the next tick goes now, so no acknowledgement waits longer than
+  // cursor_delay_ms.
+  const std::int64_t by =
+      duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count() +
+      loop.wheel.tickMs();
+  std::vector<std::shared_ptr<Session>> sessions;
+  std::vector<store::CursorUpdate> updates;
+  for (auto it = loop.cursor_due.begin(); it != loop.cursor_due.end();) {
+    const std::size_t before = updates.size();
+    if (!(*it)->takeDueCursor(by, updates)) {
+      ++it;
+      continue;
+    }
+    if (updates.size() > before) sessions.push_back((*it)->shared_from_this());
+    it = loop.cursor_due.erase(it);
+  }
+  if (sessions.empty()) return;
+  auto work = [this, &loop, sessions = std::move(sessions), updates = std::move(updates)]() mutable {
+    auto moved = service_.storeCursors(updates);
+    asio::post(*loop.context, [sessions = std::move(sessions), moved = std::move(moved)] {
+      for (std::size_t i = 0; i < sessions.size(); ++i) {
+        sessions[i]->onCursorStored(moved ? Result<store::Seq>((*moved)[i])
+                                          : std::unexpected(moved.error()));
+      }
+    });
+  };
+  asio::post(workers_, std::move(work));
 }
 
 LoopState* Gateway::loopOf(const asio::any_io_executor& executor) {

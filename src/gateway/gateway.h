@@ -11,7 +11,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -49,20 +51,40 @@ using net::UpgradeRequest;
 
 class Session;
 
-// Per event loop: its timer wheel and a scratch buffer every session on the loop reads into
-// (one handler runs at a time per loop, and sessions consume what they read at once, so no
-// session needs a read buffer of its own).
+// Per event loop: its timer wheel, its mailbox, and a scratch buffer every session on the loop
+// reads into (one handler runs at a time per loop, and sessions consume what they read at once,
+// so no session needs a read buffer of its own).
 struct LoopState {
   explicit LoopState(boost::asio::io_context& ctx, std::uint32_t tick_ms)
       : context(&ctx), wheel(tick_ms), ticker(ctx) {}
+
+  // The mailbox: work handed to this loop by other threads in bursts — a stored message's
+  // deliveries to the sessions here, its sender's answer. Tasks run on the loop in the order
+  // handed, all that arrived meanwhile in one handler, and the sessions' writes wait until the
+  // end of that handler: one post per loop per burst instead of one per session, and one write
+  // per session for everything it got in the burst. Thread-safe.
+  void hand(std::function<void()> task);
+  // On the loop, from Session::enqueue: true if a burst is running, in which case the session
+  // is flushed at its end.
+  bool cork(Session& session);
+
   boost::asio::io_context* context;
   TimerWheel wheel;
   boost::asio::steady_timer ticker;
   std::vector<char> scratch = std::vector<char>(64 * 1024);
-  // Sessions holding acknowledgements back for cursor_delay_ms (Gateway::stop() stores them),
-  // and whether the gateway is stopping (then nothing is held back).
+  // Sessions holding acknowledgements back for cursor_delay_ms (the ticker stores those due,
+  // Gateway::stop() all), and whether the gateway is stopping (then nothing is held back).
   std::unordered_set<Session*> cursor_due;
   bool stopping = false;
+
+ private:
+  void drain();
+
+  std::mutex mailbox_mu_;
+  std::vector<std::function<void()>> mailbox_;  // guarded by mailbox_mu_
+  bool drain_posted_ = false;                   // guarded by mailbox_mu_
+  bool corking_ = false;                        // on the loop: a burst is running
+  std::vector<std::shared_ptr<Session>> corked_;  // on the loop: to flush after the burst
 };
 
 struct GatewayMetrics {
@@ -70,6 +92,7 @@ struct GatewayMetrics {
   Gauge& sessions;            // open sessions (WebSocket and native), logged in or not
   Counter& frames_in;
   Counter& frames_out;
+  Counter& writes;
   Counter& errors;            // ERROR frames sent
   Counter& heartbeat_timeouts;
   Counter& connect_timeouts;
@@ -110,6 +133,9 @@ class Gateway {
 
  private:
   void scheduleTick(LoopState& loop);
+  // Stores the cursors of the loop's sessions whose acknowledgements are due: one store write,
+  // one worker, whatever their number.
+  void storeDueCursors(LoopState& loop);
   LoopState* loopOf(const boost::asio::any_io_executor& executor);
 
   net::IoPool& loops_;

@@ -1,5 +1,7 @@
 #include "gateway/hub.h"
 
+#include "gateway/gateway.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -145,22 +147,35 @@ std::size_t Hub::connections() const { return std::size_t(std::max<std::int64_t>
 
 void Hub::onStored(const store::Message& message, const std::string& from,
                    const std::vector<store::InboxRef>& refs) {
+  using Targets = std::vector<std::pair<std::shared_ptr<Endpoint>, store::Seq>>;
+  // The message's deliveries grouped by loop (a handful): one mailbox task per loop.
+  std::vector<std::pair<LoopState*, Targets>> by_loop;
   std::shared_ptr<const OutboundMessage> out;
-  std::vector<std::shared_ptr<Endpoint>> targets;
+  std::size_t delivered = 0;
   for (const store::InboxRef& ref : refs) {
-    targets.clear();
-    {
-      const Shard& shard = shardOf(ref.user);
-      std::lock_guard lock(shard.mu);
-      auto it = shard.users.find(ref.user);
-      if (it == shard.users.end()) continue;
-      for (const auto& [device, endpoint] : it->second.devices) targets.push_back(endpoint);
+    const Shard& shard = shardOf(ref.user);
+    std::lock_guard lock(shard.mu);
+    auto it = shard.users.find(ref.user);
+    if (it == shard.users.end()) continue;
+    for (const auto& [device, endpoint] : it->second.devices) {
+      if (!out) out = OutboundMessage::make(message, from);  // encoded once, for everyone
+      ++delivered;
+      LoopState* loop = endpoint->loop();
+      if (loop == nullptr) {
+        endpoint->deliver(out, ref.seq);  // only posts: fine under the lock
+        continue;
+      }
+      auto group = std::find_if(by_loop.begin(), by_loop.end(), [&](auto& g) { return g.first == loop; });
+      if (group == by_loop.end()) group = by_loop.insert(by_loop.end(), {loop, Targets{}});
+      group->second.emplace_back(endpoint, ref.seq);
     }
-    if (targets.empty()) continue;
-    if (!out) out = OutboundMessage::make(message, from);  // encoded once, for everyone
-    for (auto& endpoint : targets) endpoint->deliver(out, ref.seq);
-    deliveries_.inc(targets.size());
   }
+  for (auto& [loop, targets] : by_loop) {
+    loop->hand([out, targets = std::move(targets)] {
+      for (const auto& [endpoint, seq] : targets) endpoint->deliverHere(out, seq);
+    });
+  }
+  deliveries_.inc(delivered);
 }
 
 std::vector<std::pair<store::UserId, std::string>> Hub::onlineUsers() const {

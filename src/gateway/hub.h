@@ -21,12 +21,20 @@
 
 namespace pigeon::gateway {
 
+struct LoopState;
+
 // One live connection, whatever its protocol.
 class Endpoint {
  public:
   virtual ~Endpoint() = default;
   // Each of these may be called from any thread; implementations post to their own loop.
   virtual void deliver(std::shared_ptr<const OutboundMessage> message, store::Seq seq) = 0;
+  // An endpoint that lives on a gateway loop names it: the hub then hands all of a message's
+  // deliveries to that loop's mailbox at once, and calls deliverHere() there.
+  virtual LoopState* loop() { return nullptr; }
+  virtual void deliverHere(std::shared_ptr<const OutboundMessage> message, store::Seq seq) {
+    deliver(std::move(message), seq);
+  }
   virtual void presence(PresenceEvent event) = 0;
   virtual void kick() = 0;
 };

@@ -113,6 +113,7 @@ void Session::enqueue(OutFrame frame, bool exempt) {
   queue_bytes_ += size;
   gateway_.metrics().outbound_bytes.add(std::int64_t(size));
   queue_.push_back(std::move(frame));
+  if (loop_.cork(*this)) return;  // written with the rest of the burst
   flush();
 }
 
@@ -133,6 +134,7 @@ void Session::flush() {
   write_started_ms_ = nowMs();
   rescheduleTimer();  // the write timeout
   gateway_.metrics().frames_out.inc(count);
+  gateway_.metrics().writes.inc();
   transport_->write(shared_from_this(), buffers_);
 }
 
@@ -243,7 +245,6 @@ void Session::rescheduleTimer() {
   if (out_heartbeat_ms_) due = std::min(due, last_write_ms_ + std::int64_t(out_heartbeat_ms_));
   if (writing_) due = std::min(due, write_started_ms_ + gateway_.options().write_timeout_ms);
   if (sync_retry_at_) due = std::min(due, sync_retry_at_);
-  if (cursor_due_ms_) due = std::min(due, cursor_due_ms_);
   loop_.wheel.schedule(*this, due - now);
 }
 
@@ -256,7 +257,6 @@ void Session::onTimer() {
     return fatal("connect_timeout", "connect timeout", nullptr,
                  "not logged in within " + std::to_string(gateway_.options().connect_timeout_ms) + " ms");
   }
-  if (cursor_due_ms_ && now >= cursor_due_ms_) persistCursor();
   if (phase_ == Phase::Closing && now >= close_deadline_) return closeNow("close timed out");
   if (writing_ && now - write_started_ms_ >= gateway_.options().write_timeout_ms) {
     m.slow_consumers.inc();
@@ -365,9 +365,11 @@ void Session::startNextSend() {
         if (fatal) break;  // the connection closes: nothing after this send is stored
         continue;
       }
+      // The answer goes through the loop's mailbox, like the message's deliveries that follow
+      // it, so the sender gets its answer before its own copy of the message.
       service.commit(who, std::move(*draft),
-                     [self, executor, ref = std::move(next.ref)](Result<core::SendResult> r) mutable {
-                       asio::post(executor, [self, r = std::move(r), ref = std::move(ref)]() mutable {
+                     [self, ref = std::move(next.ref)](Result<core::SendResult> r) mutable {
+                       self->loop_.hand([self, r = std::move(r), ref = std::move(ref)]() mutable {
                          self->onSent(std::move(r), std::move(ref));
                        });
                      });
@@ -389,6 +391,9 @@ void Session::onSent(Result<core::SendResult> result, std::optional<std::string>
     onSendRefused(result.error(), ref);
   } else {
     onSendAccepted(*result, ref);
+    // In a mailbox burst the answer does not wait for the burst's deliveries to other
+    // sessions: the sender's next send depends on it.
+    if (corked_) flush();
   }
   maybeFinishDisconnect();
   if (phase_ == Phase::Connected) pump();
@@ -630,15 +635,16 @@ void Session::onSynced(std::uint64_t generation, Result<core::SyncResult> result
 }
 
 void Session::persistCursorSoon() {
-  // Acks without a receipt are stored within cursor_delay_ms, all of them in one write: a busy
-  // connection that acknowledges every read would otherwise cost a store write per message.
+  // Acks without a receipt are stored within cursor_delay_ms: the loop's ticker collects every
+  // session due and stores their cursors in one store write (Gateway::storeDueCursors). A busy
+  // connection that acknowledges every read would otherwise cost a store write per message, and
+  // a worker blocked on each.
   if (gateway_.options().cursor_delay_ms == 0 || disconnect_pending_ || loop_.stopping) {
     return persistCursor();
   }
   if (cursor_due_ms_ || cursor_target_ <= cursor_durable_) return;
   cursor_due_ms_ = nowMs() + gateway_.options().cursor_delay_ms;
-  loop_.cursor_due.insert(this);  // so that Gateway::stop() can store them
-  rescheduleTimer();
+  loop_.cursor_due.insert(this);
 }
 
 void Session::clearCursorDue() {
@@ -647,14 +653,24 @@ void Session::clearCursorDue() {
   loop_.cursor_due.erase(this);
 }
 
+bool Session::takeDueCursor(std::int64_t by_ms, std::vector<store::CursorUpdate>& into) {
+  if (cursor_due_ms_ > by_ms || cursor_writing_) return false;  // due later, or a write runs
+  cursor_due_ms_ = 0;  // the caller removes us from loop_.cursor_due
+  if (cursor_target_ <= cursor_durable_) return true;
+  cursor_writing_ = true;
+  into.push_back(store::CursorUpdate{principal_.user, principal_.device, cursor_target_});
+  return true;
+}
+
 void Session::storeCursorNow() {
   clearCursorDue();
   if (cursor_target_ <= cursor_durable_) return;
   if (!cursor_writing_) return persistCursor();
   // A write is under way, and the loop may not run its answer (it stops): store the rest
   // alongside it (the store moves a cursor forward only, so the order does not matter).
-  auto work = [self = shared_from_this(), who = principal_, target = cursor_target_] {
-    if (auto moved = self->gateway_.service().ack(who, target); !moved) {
+  auto work = [self = shared_from_this(),
+               update = store::CursorUpdate{principal_.user, principal_.device, cursor_target_}] {
+    if (auto moved = self->gateway_.service().storeCursors({&update, 1}); !moved) {
       spdlog::warn("gateway: session {}: cursor not stored: {}", self->id_, moved.error().message);
     }
   };
@@ -678,26 +694,31 @@ void Session::persistCursor() {
   if (cursor_writing_ || cursor_target_ <= cursor_durable_) return maybeFinishDisconnect();
   cursor_writing_ = true;
   // Runs whatever the phase: an acknowledgement made before a close is still stored.
-  auto work = [self = shared_from_this(), who = principal_, target = cursor_target_] {
-    auto moved = self->gateway_.service().ack(who, target);
+  auto work = [self = shared_from_this(),
+               update = store::CursorUpdate{principal_.user, principal_.device, cursor_target_}] {
+    auto moved = self->gateway_.service().storeCursors({&update, 1});
     asio::post(self->transport_->executor(), [self, moved = std::move(moved)] {
-      self->cursor_writing_ = false;
-      if (!moved) {
-        // The cursor could not be stored (storage failing): close rather than retry in a loop;
-        // the device resyncs from its stored cursor when it comes back.
-        spdlog::warn("gateway: session {}: cursor not stored: {}", self->id_, moved.error().message);
-        self->cursor_target_ = self->cursor_durable_;
-        return self->fatal("unavailable", "server unavailable", nullptr, moved.error().message);
-      }
-      self->cursor_durable_ = std::max(self->cursor_durable_, *moved);
-      // Acks that came meanwhile wait for the next delay too, unless someone waits for them.
-      if (self->cursor_receipts_.empty() && !self->disconnect_pending_ && self->phase_ == Phase::Connected) {
-        return self->persistCursorSoon();
-      }
-      self->persistCursor();
+      self->onCursorStored(moved ? Result<Seq>(moved->front()) : std::unexpected(moved.error()));
     });
   };
   asio::post(gateway_.workers(), std::move(work));
+}
+
+void Session::onCursorStored(Result<Seq> moved) {
+  cursor_writing_ = false;
+  if (!moved) {
+    // The cursor could not be stored (storage failing): close rather than retry in a loop;
+    // the device resyncs from its stored cursor when it comes back.
+    spdlog::warn("gateway: session {}: cursor not stored: {}", id_, moved.error().message);
+    cursor_target_ = cursor_durable_;
+    return fatal("unavailable", "server unavailable", nullptr, moved.error().message);
+  }
+  cursor_durable_ = std::max(cursor_durable_, *moved);
+  // Acks that came meanwhile wait for the next delay too, unless someone waits for them.
+  if (cursor_receipts_.empty() && !disconnect_pending_ && phase_ == Phase::Connected) {
+    return persistCursorSoon();
+  }
+  persistCursor();
 }
 
 }  // namespace pigeon::gateway

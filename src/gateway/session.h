@@ -43,14 +43,24 @@ class Session : public Endpoint,
   Session(Gateway& gateway, LoopState& loop, std::unique_ptr<net::Transport> transport);
   ~Session() override;
 
-  // Endpoint (any thread).
+  // Endpoint (any thread, but deliverHere(): on the loop).
   void deliver(std::shared_ptr<const OutboundMessage> message, store::Seq seq) override;
+  LoopState* loop() override { return &loop_; }
+  void deliverHere(std::shared_ptr<const OutboundMessage> message, store::Seq seq) override {
+    onDeliver(std::move(message), seq);
+  }
   void presence(PresenceEvent event) override;
   void kick() override;
 
   // On the session's loop, when the gateway stops: stores the acknowledgements held back for
   // cursor_delay_ms at once.
   void storeCursorNow();
+  // On the loop, for the loop's ticker: if this session's acknowledgements are due by `by_ms`
+  // and no cursor write runs, appends its cursor to `into` (if it moved), marks the write as
+  // running and returns true (the caller then drops it from LoopState::cursor_due and later
+  // calls onCursorStored() with the outcome).
+  bool takeDueCursor(std::int64_t by_ms, std::vector<store::CursorUpdate>& into);
+  void onCursorStored(Result<store::Seq> moved);
 
  protected:
   enum class Phase : std::uint8_t { AwaitingLogin, Authenticating, Connected, Closing, Closed };
@@ -181,6 +191,12 @@ class Session : public Endpoint,
   void persistCursorSoon();
   void clearCursorDue();
 
+  friend struct LoopState;  // corks and uncorks
+  void uncork() {
+    corked_ = false;
+    flush();
+  }
+
   // Outbound queue; `inflight_` is the batch being written.
   std::vector<OutFrame> queue_;
   std::vector<OutFrame> inflight_;
@@ -188,6 +204,7 @@ class Session : public Endpoint,
   std::size_t queue_bytes_ = 0;
   bool reading_ = false;
   bool writing_ = false;
+  bool corked_ = false;  // queued during a mailbox burst: the loop flushes it at the end
   bool draining_ = false;  // closing: reading and discarding until the peer closes
 
   // Times (steady clock, ms) for the timer wheel.
@@ -234,7 +251,7 @@ class Session : public Endpoint,
   store::Seq cursor_target_ = 0;
   store::Seq cursor_durable_ = 0;
   bool cursor_writing_ = false;
-  std::int64_t cursor_due_ms_ = 0;  // persistCursorSoon(): write at this time (0: not planned)
+  std::int64_t cursor_due_ms_ = 0;  // persistCursorSoon(): write by this time (0: not planned)
   std::vector<std::pair<store::Seq, std::string>> cursor_receipts_;
 };
 

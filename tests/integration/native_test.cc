@@ -393,6 +393,44 @@ TEST_F(NativeTest, OfflineMessagesArriveInOrderAndTheCursorFollowsAcks) {
   }
 }
 
+// Acks without a receipt are held back (--cursor-delay-ms, 100 ms by default) and the loops
+// store every session's due cursor together: all of them reach the store, soon.
+TEST_F(NativeTest, AcksOfManyConnectionsAreStoredSoonWithoutAReceipt) {
+  auto sender = registerAndLogin(http(), unique("acks-s"));
+  std::vector<Account> readers;
+  for (int i = 0; i < 12; ++i) readers.push_back(registerAndLogin(http(), unique("acks-r")));
+  {
+    NativeConn s(tcp());
+    s.login(sender.token);
+    for (std::size_t r = 0; r < readers.size(); ++r) {
+      for (int i = 0; i < 3; ++i) {
+        s.sendTo("a" + std::to_string(r) + "-" + std::to_string(i), readers[r].name, "hello");
+        s.expect(Body::kSendAck);
+      }
+    }
+  }
+  std::vector<std::unique_ptr<NativeConn>> conns;
+  for (const auto& reader : readers) {
+    auto c = std::make_unique<NativeConn>(tcp());
+    c->login(reader.token);
+    EXPECT_EQ(c->sync().from_seq(), 0u);
+    std::uint64_t last = 0;
+    for (int i = 0; i < 3; ++i) last = c->expect(Body::kDeliver).deliver().seq();
+    c->ack(last);
+    conns.push_back(std::move(c));
+  }
+  // The device's stored cursor is what an HTTP sync without `after` starts from: nothing is
+  // left after it once the ack is stored.
+  for (const auto& reader : readers) {
+    HttpClient h(http());
+    h.setToken(reader.token);
+    EXPECT_TRUE(waitFor([&] {
+      auto r = h.get("/api/v1/sync?limit=10");
+      return r.status == 200 && r.json().at("messages").as_array().empty();
+    }, 5s)) << reader.name << "'s ack was not stored";
+  }
+}
+
 TEST_F(NativeTest, RefusedSendsKeepTheConnectionAndRetriesAreNotStoredTwice) {
   auto alice = registerAndLogin(http(), unique("ref-a"));
   auto bob = registerAndLogin(http(), unique("ref-b"));
