@@ -157,6 +157,45 @@ std::variant<Config, int> parseConfig(int argc, char** argv) {
       ->check(CLI::Range(1, 10000000))
       ->capture_default_str();
 
+  app.add_option("--roles", c.roles,
+                 "What this node does, of gateway (long connections), api (HTTP API and web "
+                 "client) and store (schema and storage upkeep)")
+      ->envname("PIGEON_ROLES")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"gateway", "api", "store"}))
+      ->capture_default_str();
+  app.add_option("--node-id", c.node_id,
+                 "This node's id in the cluster (default: a fresh random id at every start)")
+      ->envname("PIGEON_NODE_ID");
+  app.add_option("--zookeeper", c.zookeeper,
+                 "Cluster mode: ZooKeeper servers host:port[,host:port...] (with --redis and --mysql)")
+      ->envname("PIGEON_ZOOKEEPER");
+  app.add_option("--zk-root", c.zk_root, "ZooKeeper path under which the cluster keeps its nodes")
+      ->envname("PIGEON_ZK_ROOT")
+      ->capture_default_str();
+  app.add_option("--zk-session-timeout-ms", c.zk_session_timeout_ms,
+                 "ZooKeeper session timeout: how soon a node that died leaves the cluster")
+      ->envname("PIGEON_ZK_SESSION_TIMEOUT_MS")
+      ->check(CLI::Range(2000, 60000))
+      ->capture_default_str();
+  app.add_option("--redis", c.redis, "Cluster mode: Redis host:port for routes, presence and delivery")
+      ->envname("PIGEON_REDIS");
+  app.add_option("--route-lease-ms", c.route_lease_ms,
+                 "How long a connection's route outlives its node if the node dies (renewed every third)")
+      ->envname("PIGEON_ROUTE_LEASE_MS")
+      ->check(CLI::Range(1000, 3600000))
+      ->capture_default_str();
+  app.add_option("--mysql", c.mysql,
+                 "Store messages in MySQL/MariaDB instead of RocksDB: 'host=H port=P user=U "
+                 "password=W db=D'")
+      ->envname("PIGEON_MYSQL");
+  app.add_option("--balancer", c.balancer,
+                 "How the API picks a gateway for a login: round-robin, random, consistent-hash "
+                 "(on the user id) or least-connections")
+      ->envname("PIGEON_BALANCER")
+      ->check(CLI::IsMember({"round-robin", "random", "consistent-hash", "least-connections"}))
+      ->capture_default_str();
+
   // CLI11 applies the config file before the environment; Pigeon wants flags over environment
   // over file. So each PIGEON_* variable whose flag is not on the command line becomes a flag.
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -189,7 +228,38 @@ std::variant<Config, int> parseConfig(int argc, char** argv) {
     std::fprintf(stderr, "--max-frame-bytes: at least 1024 (or 0 for the default)\n");
     return 2;
   }
+  if (auto problem = checkCluster(c, app.count("--worker-id") > 0); !problem.empty()) {
+    std::fprintf(stderr, "pigeond: %s\n", problem.c_str());
+    return 2;
+  }
   return c;
+}
+
+bool Config::hasRole(std::string_view role) const {
+  return std::find(roles.begin(), roles.end(), role) != roles.end();
+}
+
+std::string checkCluster(const Config& c, bool worker_id_given) {
+  if (c.roles.empty()) return "--roles: give at least one of gateway, api, store";
+  if (c.zookeeper.empty() != c.redis.empty()) {
+    return "cluster mode needs both --zookeeper and --redis (and --mysql)";
+  }
+  if (c.clustered() && c.mysql.empty()) {
+    return "cluster mode needs --mysql: the nodes of a cluster share one store";
+  }
+  if (c.mysql.empty() && !c.hasRole("store")) {
+    return "the embedded store (no --mysql) needs the store role";
+  }
+  if (c.clustered() && worker_id_given) {
+    return "--worker-id: in cluster mode ZooKeeper hands out the worker ids";
+  }
+  if (c.clustered() && (c.advertise == "0.0.0.0" || c.advertise == "::" || c.advertise.empty())) {
+    return "cluster mode: give --advertise, the address clients and other nodes reach this one at";
+  }
+  if (!c.hasRole("gateway") && !c.hasRole("api") && !c.clustered()) {
+    return "--roles: a single node needs the gateway or the api role";
+  }
+  return {};
 }
 
 }  // namespace pigeon::app

@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <variant>
+#include <vector>
 
 namespace pigeon::app {
 
@@ -42,10 +44,28 @@ struct Config {
   std::uint32_t write_timeout_ms = 30000;
   std::uint32_t cursor_delay_ms = 100;
   std::size_t max_sessions = 50000;
+
+  // Cluster mode (all three engines together), or a single node on MySQL (--mysql alone).
+  std::vector<std::string> roles{"gateway", "api", "store"};
+  std::string node_id;       // empty: a fresh random id at every start
+  std::string zookeeper;     // host:port[,host:port…]
+  std::string zk_root = "/pigeon";
+  std::uint32_t zk_session_timeout_ms = 10000;
+  std::string redis;         // host:port
+  std::uint32_t route_lease_ms = 30000;
+  std::string mysql;         // "host=… port=… user=… password=… db=…"
+  std::string balancer = "round-robin";
+
+  bool hasRole(std::string_view role) const;
+  bool clustered() const { return !zookeeper.empty(); }
 };
 
 // Parses argv. Returns the config, or an exit code when the program should stop now (--help
 // printed, or an error explained on stderr).
 std::variant<Config, int> parseConfig(int argc, char** argv);
+
+// Why the cluster flags of `c` do not fit together, or empty. `worker_id_given`: --worker-id
+// was set explicitly.
+std::string checkCluster(const Config& c, bool worker_id_given);
 
 }  // namespace pigeon::app
