@@ -53,6 +53,23 @@ TEST(Snowflake, ObserveMovesPastAStoredId) {
   EXPECT_GT(ids->next(), stored);
 }
 
+TEST(Snowflake, SetWorkerChangesTheWorkerBitsAndKeepsIncreasing) {
+  ManualClock clock(Snowflake::kEpochMs + 5000);
+  auto ids = Snowflake::create(900, clock);
+  ASSERT_TRUE(ids);
+  std::uint64_t last = 0;
+  for (int i = 0; i < 10; ++i) last = ids->next();
+  EXPECT_EQ(Snowflake::workerOf(last), 900u);
+  ASSERT_TRUE(ids->setWorker(3));  // a smaller worker, in the same millisecond
+  EXPECT_EQ(ids->worker(), 3u);
+  const std::uint64_t after = ids->next();
+  EXPECT_GT(after, last);
+  EXPECT_EQ(Snowflake::workerOf(after), 3u);
+  EXPECT_FALSE(ids->setWorker(Snowflake::kMaxWorker + 1));
+  clock.advanceMs(10);
+  EXPECT_EQ(Snowflake::workerOf(ids->next()), 3u);
+}
+
 TEST(Snowflake, UniqueAcrossThreads) {
   ManualClock clock(Snowflake::kEpochMs + 1);
   auto ids = Snowflake::create(1, clock);

@@ -57,6 +57,22 @@ Service::Service(store::Store& store, const Clock& clock, MetricsRegistry& metri
       login_failures_(metrics.counter("pigeon_login_failures_total", "Failed logins")),
       failed_logins_(options_.failed_logins_per_minute / 60.0, options_.failed_logins_burst, clock) {}
 
+void Service::setWorkerId(std::optional<std::uint32_t> worker) {
+  if (!worker) {
+    ids_leased_.store(false);
+    return;
+  }
+  if (worker != ids_.worker()) (void)ids_.setWorker(*worker);  // checked by the caller's source
+  ids_leased_.store(true);
+}
+
+Result<std::uint64_t> Service::nextId() {
+  if (!ids_leased_.load()) {
+    return fail(Errc::Unavailable, "this node has no id lease (it lost ZooKeeper); try again shortly");
+  }
+  return ids_.next();
+}
+
 // ---- accounts --------------------------------------------------------------------------------
 
 Result<store::User> Service::registerUser(std::string_view username, std::string_view password) {
@@ -203,7 +219,9 @@ Result<GroupView> Service::createGroup(const Principal& who, std::string_view na
                   "a group has at most " + std::to_string(options_.max_group_members) + " members");
     }
   }
-  store::Group group{ids_.next(), std::string(name), who.user, clock_.nowMs()};
+  auto id = nextId();
+  if (!id) return std::unexpected(id.error());
+  store::Group group{*id, std::string(name), who.user, clock_.nowMs()};
   const std::vector<UserId> member_ids(members.begin(), members.end());
   if (auto ok = store_.createGroup(group, member_ids); !ok) return std::unexpected(ok.error());
   auto owner = store_.getUser(who.user);
@@ -388,7 +406,9 @@ Result<store::NewMessage> Service::check(const Principal& who, SendRequest reque
   }
 
   store::Message& m = draft.message;
-  m.id = ids_.next();
+  auto id = nextId();
+  if (!id) return std::unexpected(id.error());
+  m.id = *id;
   m.sender = who.user;
   m.sender_device = who.device;
   m.client_msg_id = std::move(request.client_msg_id);

@@ -9,6 +9,7 @@
 // thread, once it is.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -132,6 +133,11 @@ class Service {
   // Set once at start-up, before serving; may be null.
   void setDeliverySink(DeliverySink* sink) { sink_ = sink; }
 
+  // Cluster mode: this node's snowflake worker id is leased (from ZooKeeper). nullopt: the
+  // lease may be lost, so no id is issued — sends and group creation fail with Unavailable —
+  // until a worker id is set again. Thread-safe.
+  void setWorkerId(std::optional<std::uint32_t> worker);
+
   // ---- accounts ----------------------------------------------------------------------------
   // Errors: BadRequest (username or password rules), Conflict (username taken).
   Result<store::User> registerUser(std::string_view username, std::string_view password);
@@ -215,11 +221,13 @@ class Service {
   Result<bool> isMember(GroupId id, UserId user);
   Result<std::vector<UserId>> membersOf(GroupId id);
   Result<std::string> usernameOf(UserId id);
+  Result<std::uint64_t> nextId();
 
   store::Store& store_;
   const Clock& clock_;
   ServiceOptions options_;
   Snowflake ids_;
+  std::atomic<bool> ids_leased_{true};  // setWorkerId()
   DeliverySink* sink_ = nullptr;
   Counter& messages_stored_;
   Counter& duplicates_;

@@ -463,3 +463,29 @@ TEST_F(ServiceTest, SearchExaminesAtMostTheConfiguredNumberOfItems) {
 
 }  // namespace
 }  // namespace pigeon::core
+
+namespace pigeon::core {
+namespace {
+
+TEST_F(ServiceTest, WithoutAWorkerIdLeaseNothingGetsAnId) {
+  auto alice = user("lease-alice");
+  user("lease-bob");
+  auto before = sendTo(alice, "lease-bob", "one");
+  ASSERT_TRUE(before);
+  service_->setWorkerId(std::nullopt);  // the node may have lost its ZooKeeper lease
+  auto refused = sendTo(alice, "lease-bob", "two");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Errc::Unavailable);
+  auto group = service_->createGroup(alice, "g", {"lease-bob"});
+  ASSERT_FALSE(group);
+  EXPECT_EQ(group.error().code, Errc::Unavailable);
+  service_->setWorkerId(77);  // a new lease, maybe another id
+  auto after = sendTo(alice, "lease-bob", "three");
+  ASSERT_TRUE(after) << after.error().message;
+  EXPECT_EQ(Snowflake::workerOf(after->msg_id), 77u);
+  EXPECT_GT(after->msg_id, before->msg_id);
+  EXPECT_EQ(after->conv_seq, before->conv_seq + 1);  // nothing was stored meanwhile
+}
+
+}  // namespace
+}  // namespace pigeon::core
