@@ -1,5 +1,30 @@
 // The cluster's storage engine: MySQL 8 or MariaDB 10.11 (InnoDB), shared by every pigeond node.
-// Its options, and the connection string they are read from.
+// Same contract as store.h; see store/mysql/README.md for the schema, the seq allocation and the
+// failure behaviour.
+//
+// Appends are group-committed: `writers` committer threads, each with its own connection and
+// queue, take everything queued (at most max_batch_messages) and write it in one READ COMMITTED
+// transaction of a few multi-row statements. A conversation always goes to the same committer,
+// so two appends to one conversation made in order on one node get conv_seqs in that order.
+// The seq counters are rows locked by that transaction, so several nodes never hand out a seq
+// twice or skip one, and no reader sees seq N+1 before N.
+//
+// Threads: every method is thread-safe. append() never blocks: it queues and returns. Its
+// callback runs on a committer thread after COMMIT (or inline for an error found before
+// queueing: bad input, store closing). Keep callbacks short; while one runs, that committer
+// commits nothing. A callback may call any method (the blocking ones use the pool, not the
+// committer's connection), at the price of holding that committer meanwhile. Every other
+// method blocks on the database, on a connection from a pool of `pool_size`.
+//
+// Errors: Unavailable when the database cannot be reached or a statement fails — promptly while
+// the server is down (connect, read and write timeouts), never hanging. A lost connection is
+// reopened on its next use; the engine needs no restart, since nothing it holds in memory can
+// be ahead of the database. A failed group commit fails its appends with Unavailable; a COMMIT
+// whose outcome is unknown (connection lost during it) too — a client that retries with the
+// same client_msg_id then gets the original if it was stored.
+//
+// Destruction commits everything queued and runs those callbacks; appends made meanwhile get
+// Unavailable.
 #pragma once
 
 #include <chrono>
@@ -40,5 +65,12 @@ struct MysqlOptions {
 // MysqlOptions' defaults. Errors: BadRequest naming the unknown or repeated key, or the key
 // whose value is bad.
 Result<MysqlOptions> parseMysqlDsn(std::string_view dsn);
+
+// Connects, migrates the schema (or waits for it, see MysqlOptions::migrate) and starts the
+// committers. Errors: BadRequest (an option out of range), Unavailable (cannot connect, the
+// schema lock or version did not come in time, a migration failed). `metrics` may be null;
+// otherwise it must outlive the store.
+Result<std::unique_ptr<Store>> openMysqlStore(const MysqlOptions& options,
+                                              MetricsRegistry* metrics);
 
 }  // namespace pigeon::store
