@@ -609,16 +609,24 @@ class MysqlStore final : public Store {
 
   Result<Seq> advanceCursor(UserId user, std::string_view device, Seq seq) override {
     if (device.size() > kMaxName) return tooLong("device name", kMaxName);
-    // One statement, committed (autocommit) before it returns. LAST_INSERT_ID(expr) hands the
-    // value the row ends up with back in the OK packet when the row existed; when it did not
-    // (1 row affected) the value is ours.
+    const std::string key = fmt::format("user_id = {} AND device = {}", user, quoted(device));
+    // One statement, committed (autocommit) before it returns. When the row existed,
+    // LAST_INSERT_ID(expr) hands back the value it ends up with in the OK packet; when it did
+    // not (1 row affected), the value is ours. A server that leaves the id at 0 gets a SELECT.
     return withConnection([&](Connection& c) -> Result<Seq> {
       auto r = c.exec(fmt::format(
           "INSERT INTO cursors (user_id, device, seq) VALUES ({}, {}, {}) ON DUPLICATE KEY "
           "UPDATE seq = LAST_INSERT_ID(GREATEST(seq, VALUES(seq)))",
           user, quoted(device), seq));
       if (!r) return storageError("moving a cursor", r.error());
-      return c.affectedRows() == 1 ? seq : Seq{c.insertId()};
+      if (c.affectedRows() == 1) return seq;
+      if (c.insertId() != 0) return Seq{c.insertId()};
+      auto rs = c.query(fmt::format("SELECT seq FROM cursors WHERE {}", key));
+      if (!rs) return storageError("moving a cursor", rs.error());
+      auto row = rs->next();
+      Seq now = 0;
+      if (!row || !row->u64(0, now)) return corrupt("cursors");
+      return now;
     });
   }
 
