@@ -630,6 +630,57 @@ class MysqlStore final : public Store {
     });
   }
 
+  Result<std::vector<Seq>> advanceCursors(std::span<const CursorUpdate> updates) override {
+    if (updates.empty()) return std::vector<Seq>{};
+    for (const CursorUpdate& u : updates) {
+      if (u.device.size() > kMaxName) return tooLong("device name", kMaxName);
+    }
+    // One transaction: the rows in key order (so two batches never wait for each other in a
+    // cycle), one upsert that keeps the larger seq, one read of the results.
+    std::vector<const CursorUpdate*> sorted;
+    for (const CursorUpdate& u : updates) sorted.push_back(&u);
+    std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) {
+      return std::tie(a->user, a->device) < std::tie(b->user, b->device);
+    });
+    Chunked rows("INSERT INTO cursors (user_id, device, seq) VALUES ", ", ",
+                 " ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq))", statement_budget_);
+    Chunked keys("SELECT user_id, device, seq FROM cursors WHERE (user_id, device) IN (", ", ", ")",
+                 statement_budget_);
+    for (const CursorUpdate* u : sorted) {
+      fmt::format_to(std::back_inserter(rows.item()), "({}, {}, {})", u->user, quoted(u->device), u->seq);
+      fmt::format_to(std::back_inserter(keys.item()), "({}, {})", u->user, quoted(u->device));
+    }
+    const std::vector<std::string> upserts = rows.finish();
+    const std::vector<std::string> reads = keys.finish();
+    using Key = std::pair<UserId, std::string>;
+    auto moved = transaction<std::map<Key, Seq>>("moving cursors", [&](Connection& c) -> Result<std::map<Key, Seq>> {
+      for (const auto& sql : upserts) {
+        if (auto r = c.exec(sql); !r) return storageError("moving cursors", r.error());
+      }
+      std::map<Key, Seq> now;
+      for (const auto& sql : reads) {
+        auto rs = c.query(sql);
+        if (!rs) return storageError("moving cursors", rs.error());
+        while (auto row = rs->next()) {
+          UserId user = 0;
+          Seq seq = 0;
+          if (!row->u64(0, user) || !row->u64(2, seq)) return corrupt("cursors");
+          now[Key{user, std::string(row->bytes(1))}] = seq;
+        }
+      }
+      return now;
+    });
+    if (!moved) return std::unexpected(moved.error());
+    std::vector<Seq> out;
+    out.reserve(updates.size());
+    for (const CursorUpdate& u : updates) {
+      auto it = moved->find(Key{u.user, u.device});
+      if (it == moved->end()) return corrupt("cursors");
+      out.push_back(it->second);
+    }
+    return out;
+  }
+
  private:
   struct PendingAppend {
     NewMessage nm;
