@@ -297,6 +297,9 @@ awaitable<Response> HttpApi::dispatch(Request& req, std::string& route) {
     }
     co_return errorResponse(Error{Errc::NotFound, "no such endpoint: " + std::string(url.path())});
   }
+  if (!options_.serve_api) {
+    co_return errorResponse(Error{Errc::NotFound, "this node does not serve the API (it has no api role)"});
+  }
   if (seg.size() < 3 || seg[1] != "v1") {
     co_return errorResponse(Error{Errc::NotFound, "no such endpoint: " + std::string(url.path())});
   }
@@ -332,16 +335,25 @@ awaitable<Response> HttpApi::dispatch(Request& req, std::string& route) {
       if (!password) co_return fromError(password.error());
       auto device = optionalString(*body, "device");
       if (!device) co_return fromError(device.error());
-      auto work = [this, u = *username, p = *password, d = device->value_or("default")] {
-        return service_.login(u, p, d);
+      auto work = [this, u = *username, p = *password,
+                   d = device->value_or("default")]() -> Result<std::pair<core::LoginResult, GatewayChoice>> {
+        auto login = service_.login(u, p, d);
+        if (!login) return std::unexpected(login.error());
+        GatewayChoice choice{options_.gateway_ws, options_.gateway_tcp};
+        if (options_.pick_gateway) {
+          auto picked = options_.pick_gateway(login->principal.user);
+          if (!picked) return fail(Errc::Unavailable, "no gateway node is alive; try again shortly");
+          choice = std::move(*picked);
+        }
+        return std::make_pair(std::move(*login), std::move(choice));
       };
-      auto login = co_await net::offload(workers_, std::move(work));
-      if (!login) co_return fromError(login.error());
+      auto result = co_await net::offload(workers_, std::move(work));
+      if (!result) co_return fromError(result.error());
+      const core::LoginResult* login = &result->first;
+      const GatewayChoice& choice = result->second;
       json::object gateway;
-      gateway["ws"] =
-          options_.gateway_ws.empty() ? json::value(nullptr) : json::value(options_.gateway_ws);
-      gateway["tcp"] =
-          options_.gateway_tcp.empty() ? json::value(nullptr) : json::value(options_.gateway_tcp);
+      gateway["ws"] = choice.ws.empty() ? json::value(nullptr) : json::value(choice.ws);
+      gateway["tcp"] = choice.tcp.empty() ? json::value(nullptr) : json::value(choice.tcp);
       co_return jsonResponse(200, json::object{{"token", login->token},
                                                {"user_id", idString(login->principal.user)},
                                                {"username", login->principal.username},
@@ -369,7 +381,9 @@ awaitable<Response> HttpApi::dispatch(Request& req, std::string& route) {
     if (method != "GET") co_return methodNotAllowed();
     json::array list;
     if (options_.presence) {
-      for (const auto& [id, name] : options_.presence->onlineUsers()) {
+      // A cluster asks its directory: off the loop.
+      auto work = [this] { return options_.presence->onlineUsers(); };
+      for (const auto& [id, name] : co_await net::offload(workers_, std::move(work))) {
         list.push_back(json::object{{"user_id", idString(id)}, {"username", name}});
       }
     }

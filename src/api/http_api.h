@@ -6,6 +6,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -18,11 +19,22 @@
 
 namespace pigeon::api {
 
+// The long-connection gateways a login names.
+struct GatewayChoice {
+  std::string ws;   // empty: none (the JSON field is null)
+  std::string tcp;
+};
+
 struct ApiOptions {
   // Addresses returned by login for the long-connection gateways; empty while this node does
   // not serve that transport (then the JSON field is null).
   std::string gateway_ws;
   std::string gateway_tcp;
+  // Cluster mode: picks the gateway node for a login by `user` (nullopt: none is alive, the
+  // login answers 503). Called on a worker. Null: this node's own addresses above.
+  std::function<std::optional<GatewayChoice>(store::UserId user)> pick_gateway;
+  // false: this node does not have the api role; /api/v1 answers 404 saying so.
+  bool serve_api = true;
   // Who is online (GET /api/v1/users/online); null: nobody is reported online.
   const core::Presence* presence = nullptr;
   // The web client served at / (GET and HEAD outside /api); null or empty: 404.

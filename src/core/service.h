@@ -153,6 +153,8 @@ class Service {
   Result<std::size_t> purgeExpiredTokens();
   Result<std::vector<store::User>> findUsers(std::string_view prefix, std::size_t limit);
   Result<store::User> getUser(UserId id);
+  // A user's name, from a cache (names never change). Errors: NotFound.
+  Result<std::string> usernameOf(UserId id);
 
   // ---- groups ------------------------------------------------------------------------------
   // Errors: BadRequest (name, too many members), NotFound (a member does not exist).
@@ -220,7 +222,6 @@ class Service {
   Result<store::Group> loadGroup(GroupId id);
   Result<bool> isMember(GroupId id, UserId user);
   Result<std::vector<UserId>> membersOf(GroupId id);
-  Result<std::string> usernameOf(UserId id);
   Result<std::uint64_t> nextId();
 
   store::Store& store_;

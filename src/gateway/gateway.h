@@ -50,6 +50,7 @@ struct GatewayOptions {
 using net::UpgradeRequest;
 
 class Session;
+class ClusterRelay;
 
 // Per event loop: its timer wheel, its mailbox, and a scratch buffer every session on the loop
 // reads into (one handler runs at a time per loop, and sessions consume what they read at once,
@@ -115,6 +116,10 @@ class Gateway {
   void stop();
 
   Hub& hub() { return hub_; }
+  // Cluster mode: the relay sessions claim and release their routes through. Set before
+  // serving; null on a single node.
+  void setRelay(ClusterRelay* relay) { relay_ = relay; }
+  ClusterRelay* relay() const { return relay_; }
 
   // Takes over an upgraded connection: validates the handshake, answers 101 (or an HTTP error)
   // and runs a STOMP session on it. `leftover` holds bytes read past the request.
@@ -144,6 +149,7 @@ class Gateway {
   GatewayOptions options_;
   GatewayMetrics metrics_;
   Hub hub_;
+  ClusterRelay* relay_ = nullptr;
   std::vector<std::unique_ptr<LoopState>> loop_states_;
   std::atomic<std::uint64_t> session_ids_{0};
   std::atomic<bool> stopped_{false};

@@ -20,7 +20,8 @@ Hub::Hub(core::Service& service, boost::asio::any_io_executor workers, MetricsRe
                              "Sessions replaced by a new connection of the same device")) {}
 
 std::shared_ptr<Endpoint> Hub::attach(store::UserId user, const std::string& username,
-                                      const std::string& device, std::shared_ptr<Endpoint> endpoint) {
+                                      const std::string& device, std::shared_ptr<Endpoint> endpoint,
+                                      std::int64_t login_ms) {
   std::shared_ptr<Endpoint> replaced;
   bool came_online = false;
   {
@@ -30,36 +31,37 @@ std::shared_ptr<Endpoint> Hub::attach(store::UserId user, const std::string& use
     entry.username = username;
     came_online = entry.devices.empty();
     auto it = std::find_if(entry.devices.begin(), entry.devices.end(),
-                           [&](const auto& d) { return d.first == device; });
+                           [&](const auto& d) { return d.device == device; });
     if (it != entry.devices.end()) {
-      replaced = std::move(it->second);
-      it->second = std::move(endpoint);
+      replaced = std::move(it->endpoint);
+      it->endpoint = std::move(endpoint);
+      it->login_ms = login_ms;
     } else {
-      entry.devices.emplace_back(device, std::move(endpoint));
+      entry.devices.push_back(DeviceConn{device, std::move(endpoint), login_ms});
       connections_.add(1);
     }
   }
   if (replaced) kicks_.inc();
   if (came_online) {
     online_users_.add(1);
-    announce(user, username, true);
+    if (!cluster_) announce(user, username, true);  // a cluster announces through the relay
   }
   return replaced;
 }
 
-void Hub::detach(store::UserId user, const std::string& device, const Endpoint* endpoint) {
+bool Hub::detach(store::UserId user, const std::string& device, const Endpoint* endpoint) {
   std::string username;
   bool went_offline = false;
   {
     Shard& shard = shardOf(user);
     std::lock_guard lock(shard.mu);
     auto uit = shard.users.find(user);
-    if (uit == shard.users.end()) return;
+    if (uit == shard.users.end()) return false;
     UserEntry& entry = uit->second;
     auto it = std::find_if(entry.devices.begin(), entry.devices.end(), [&](const auto& d) {
-      return d.first == device && d.second.get() == endpoint;
+      return d.device == device && d.endpoint.get() == endpoint;
     });
-    if (it == entry.devices.end()) return;  // replaced meanwhile: the new one stays
+    if (it == entry.devices.end()) return false;  // replaced meanwhile: the new one stays
     entry.devices.erase(it);
     connections_.add(-1);
     if (entry.devices.empty()) {
@@ -70,8 +72,58 @@ void Hub::detach(store::UserId user, const std::string& device, const Endpoint* 
   }
   if (went_offline) {
     online_users_.add(-1);
-    announce(user, username, false);
+    if (!cluster_) announce(user, username, false);
   }
+  return true;
+}
+
+bool Hub::kick(store::UserId user, const std::string& device, std::uint64_t conn) {
+  std::shared_ptr<Endpoint> kicked;
+  bool went_offline = false;
+  {
+    Shard& shard = shardOf(user);
+    std::lock_guard lock(shard.mu);
+    auto uit = shard.users.find(user);
+    if (uit == shard.users.end()) return false;
+    UserEntry& entry = uit->second;
+    auto it = std::find_if(entry.devices.begin(), entry.devices.end(), [&](const auto& d) {
+      return d.device == device && d.endpoint->connId() == conn;
+    });
+    if (it == entry.devices.end()) return false;
+    kicked = std::move(it->endpoint);
+    entry.devices.erase(it);
+    connections_.add(-1);
+    went_offline = entry.devices.empty();
+    if (went_offline && entry.presence_watchers.empty()) shard.users.erase(uit);
+  }
+  kicks_.inc();
+  if (went_offline) online_users_.add(-1);
+  kicked->kick();  // it no longer owns a hub entry: its close does not detach
+  return true;
+}
+
+std::vector<LocalRoute> Hub::routes() const {
+  std::vector<LocalRoute> out;
+  for (const Shard& shard : shards_) {
+    std::lock_guard lock(shard.mu);
+    for (const auto& [id, entry] : shard.users) {
+      for (const auto& d : entry.devices) {
+        out.push_back(LocalRoute{id, entry.username, d.device, d.endpoint->connId(), d.login_ms});
+      }
+    }
+  }
+  return out;
+}
+
+void Hub::resyncAll() {
+  std::vector<std::shared_ptr<Endpoint>> all;
+  for (const Shard& shard : shards_) {
+    std::lock_guard lock(shard.mu);
+    for (const auto& [id, entry] : shard.users) {
+      for (const auto& d : entry.devices) all.push_back(d.endpoint);
+    }
+  }
+  for (auto& endpoint : all) endpoint->resync();
 }
 
 void Hub::subscribePresence(store::UserId user, std::shared_ptr<Endpoint> endpoint) {
@@ -85,6 +137,19 @@ void Hub::subscribePresence(store::UserId user, std::shared_ptr<Endpoint> endpoi
     auto contacts = service_.contactsOf(user);
     if (!contacts) {
       spdlog::warn("gateway: presence snapshot for user {} failed: {}", user, contacts.error().message);
+      return;
+    }
+    if (cluster_) {  // online anywhere in the cluster
+      auto online = cluster_->areOnline(*contacts);
+      if (!online) {
+        spdlog::warn("gateway: presence snapshot for user {} failed: {}", user, online.error().message);
+        return;
+      }
+      for (std::size_t i = 0; i < contacts->size(); ++i) {
+        if (!(*online)[i]) continue;
+        auto name = service_.usernameOf((*contacts)[i]);
+        if (name) endpoint->presence(PresenceEvent{(*contacts)[i], std::move(*name), true});
+      }
       return;
     }
     for (store::UserId contact : *contacts) {
@@ -129,7 +194,13 @@ void Hub::announce(store::UserId user, const std::string& username, bool online)
   boost::asio::post(presence_strand_, [this, user, username, online] {
     // The state may have flipped again since: announce only what is still true, so a watcher
     // never ends on a stale state (the later transition announces itself).
-    if (isOnline(user) != online) return;
+    if (cluster_) {
+      const store::UserId one[] = {user};
+      auto now = cluster_->areOnline(one);
+      if (!now || (*now)[0] != online) return;
+    } else if (isOnline(user) != online) {
+      return;
+    }
     auto contacts = service_.contactsOf(user);
     if (!contacts) {
       spdlog::warn("gateway: presence of user {} not announced: {}", user, contacts.error().message);
@@ -157,7 +228,7 @@ void Hub::onStored(const store::Message& message, const std::string& from,
     std::lock_guard lock(shard.mu);
     auto it = shard.users.find(ref.user);
     if (it == shard.users.end()) continue;
-    for (const auto& [device, endpoint] : it->second.devices) {
+    for (const auto& [device, endpoint, login_ms] : it->second.devices) {
       if (!out) out = OutboundMessage::make(message, from);  // encoded once, for everyone
       ++delivered;
       LoopState* loop = endpoint->loop();

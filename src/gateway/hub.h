@@ -10,6 +10,7 @@
 #include <boost/asio/strand.hpp>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -37,6 +38,27 @@ class Endpoint {
   }
   virtual void presence(PresenceEvent event) = 0;
   virtual void kick() = 0;
+  // Reads the store again from the last message it sent (live deliveries may have been lost).
+  virtual void resync() {}
+  // The connection's id on this node (its route in a cluster), 0 if it has none.
+  virtual std::uint64_t connId() const { return 0; }
+};
+
+// This node's connection as the cluster's directory knows it.
+struct LocalRoute {
+  store::UserId user = 0;
+  std::string username;
+  std::string device;
+  std::uint64_t conn = 0;
+  std::int64_t login_ms = 0;
+};
+
+// Who is online beyond this node (cluster mode). Implemented by the cluster relay.
+class ClusterPresence {
+ public:
+  virtual ~ClusterPresence() = default;
+  // Blocking (called on a worker). Errors: Unavailable.
+  virtual Result<std::vector<bool>> areOnline(std::span<const store::UserId> users) = 0;
 };
 
 class Hub final : public core::DeliverySink, public core::Presence {
@@ -44,12 +66,29 @@ class Hub final : public core::DeliverySink, public core::Presence {
   // `workers` runs the store reads behind presence notifications.
   Hub(core::Service& service, boost::asio::any_io_executor workers, MetricsRegistry& metrics);
 
-  // Registers `endpoint` as (user, device)'s connection. Returns the endpoint it replaces, which
-  // the caller kicks, or null.
+  // Cluster mode, before serving: who is online is the cluster's answer, and this node's own
+  // comings and goings are announced by the cluster relay (PresenceChange on the bus, which
+  // comes back here as announce()), not by attach/detach.
+  void setClusterPresence(ClusterPresence* cluster) { cluster_ = cluster; }
+
+  // Registers `endpoint` as (user, device)'s connection, logged in at `login_ms` (wall clock).
+  // Returns the endpoint it replaces, which the caller kicks, or null.
   std::shared_ptr<Endpoint> attach(store::UserId user, const std::string& username,
-                                   const std::string& device, std::shared_ptr<Endpoint> endpoint);
-  // Removes (user, device) if `endpoint` is still its connection (a kicked one is not).
-  void detach(store::UserId user, const std::string& device, const Endpoint* endpoint);
+                                   const std::string& device, std::shared_ptr<Endpoint> endpoint,
+                                   std::int64_t login_ms = 0);
+  // Removes (user, device) if `endpoint` is still its connection (a kicked one is not); true if
+  // it was.
+  bool detach(store::UserId user, const std::string& device, const Endpoint* endpoint);
+  // Kicks (user, device)'s connection if it is still `conn` (a later one logged in elsewhere),
+  // and removes it. True if there was such a connection.
+  bool kick(store::UserId user, const std::string& device, std::uint64_t conn);
+  // Every connection here, as routes (for the cluster directory's renewals).
+  std::vector<LocalRoute> routes() const;
+  // Asks every connection to read the store again (live deliveries may have been lost).
+  void resyncAll();
+  // Tells the watchers of `user`'s contacts that `user` came online or went offline, if that
+  // is still true once checked (so a late event never leaves a watcher on a stale state).
+  void announce(store::UserId user, const std::string& username, bool online);
 
   // `endpoint` (of `user`) receives presence changes of user's contacts until unsubscribed;
   // it first gets an "online" event for each contact online now.
@@ -65,9 +104,14 @@ class Hub final : public core::DeliverySink, public core::Presence {
   std::vector<std::pair<store::UserId, std::string>> onlineUsers() const override;
 
  private:
+  struct DeviceConn {
+    std::string device;
+    std::shared_ptr<Endpoint> endpoint;
+    std::int64_t login_ms = 0;
+  };
   struct UserEntry {
     std::string username;
-    std::vector<std::pair<std::string, std::shared_ptr<Endpoint>>> devices;
+    std::vector<DeviceConn> devices;
     std::vector<std::shared_ptr<Endpoint>> presence_watchers;
   };
   struct Shard {
@@ -76,12 +120,12 @@ class Hub final : public core::DeliverySink, public core::Presence {
   };
   Shard& shardOf(store::UserId user) { return shards_[user % kShards]; }
   const Shard& shardOf(store::UserId user) const { return shards_[user % kShards]; }
-  void announce(store::UserId user, const std::string& username, bool online);
   std::vector<std::shared_ptr<Endpoint>> watchersOf(store::UserId user) const;
   bool isOnline(store::UserId user) const;
 
   static constexpr std::size_t kShards = 16;
   core::Service& service_;
+  ClusterPresence* cluster_ = nullptr;
   // Presence announcements run here one at a time, so a user's online and offline events
   // reach watchers in the order they happened.
   boost::asio::strand<boost::asio::any_io_executor> presence_strand_;

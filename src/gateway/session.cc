@@ -1,5 +1,7 @@
 #include "gateway/session.h"
 
+#include "gateway/cluster_relay.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -207,7 +209,9 @@ void Session::cleanup() {
   clearCursorDue();  // in any case: the loop must not keep a pointer to a closed session
   if (attached_) {
     attached_ = false;
-    gateway_.hub().detach(principal_.user, principal_.device, this);
+    if (gateway_.hub().detach(principal_.user, principal_.device, this) && gateway_.relay()) {
+      gateway_.relay()->release(principal_, id_, login_ms_);
+    }
   }
   if (presence_sub_) {
     presence_sub_.reset();
@@ -293,18 +297,28 @@ void Session::login(std::string token, std::string login, std::string device,
   auto work = [self = shared_from_this(), token = std::move(token), login = std::move(login),
                device = std::move(device), client_beat_ms, wants_beat_ms]() mutable {
     auto who = self->gateway_.service().authenticate(token);
+    bool superseded = false;
+    const bool fits = who && (login.empty() || login == who->username) &&
+                      (device.empty() || device == who->device);
+    if (fits && self->gateway_.relay()) {
+      // In a cluster the device's route is claimed before the session reads anything from the
+      // store: a message stored from now on is relayed here, one stored before is read.
+      self->login_ms_ = SystemClock::instance().nowMs();
+      superseded = self->gateway_.relay()->claim(*who, self->id_, self->login_ms_);
+    }
     asio::post(self->transport_->executor(),
-               [self, who = std::move(who), login = std::move(login), device = std::move(device),
-                client_beat_ms, wants_beat_ms]() mutable {
-                 self->onAuthenticated(std::move(who), std::move(login), std::move(device),
-                                       client_beat_ms, wants_beat_ms);
+               [self, who = std::move(who), superseded, login = std::move(login),
+                device = std::move(device), client_beat_ms, wants_beat_ms]() mutable {
+                 self->onAuthenticated(std::move(who), superseded, std::move(login),
+                                       std::move(device), client_beat_ms, wants_beat_ms);
                });
   };
   asio::post(gateway_.workers(), std::move(work));
 }
 
-void Session::onAuthenticated(Result<core::Principal> who, std::string login, std::string device,
-                              std::uint32_t client_beat_ms, std::uint32_t wants_beat_ms) {
+void Session::onAuthenticated(Result<core::Principal> who, bool superseded, std::string login,
+                              std::string device, std::uint32_t client_beat_ms,
+                              std::uint32_t wants_beat_ms) {
   if (phase_ != Phase::Authenticating) return;
   if (!who) return fatal("unauthenticated", "authentication failed", nullptr, who.error().message);
   if (!login.empty() && login != who->username) {
@@ -316,10 +330,11 @@ void Session::onAuthenticated(Result<core::Principal> who, std::string login, st
                  "device does not match the token's device");
   }
   principal_ = std::move(*who);
+  if (superseded) return onKicked();  // a later connection of this device owns its route
   phase_ = Phase::Connected;
   attached_ = true;
   if (auto replaced = gateway_.hub().attach(principal_.user, principal_.username, principal_.device,
-                                            shared_from_this())) {
+                                            shared_from_this(), login_ms_)) {
     replaced->kick();
   }
   // Heart-beats (as STOMP 1.2 negotiates them): each side beats at the slower of what one can
@@ -529,6 +544,14 @@ void Session::kick() {
       self->attached_ = false;  // the new connection owns the hub entry now
       self->onKicked();
     }
+  });
+}
+
+void Session::resync() {
+  asio::post(transport_->executor(), [self = shared_from_this()] {
+    if (self->phase_ != Phase::Connected || !self->sub_) return;
+    self->more_in_store_ = true;
+    self->startSync();
   });
 }
 

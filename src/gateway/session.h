@@ -51,6 +51,8 @@ class Session : public Endpoint,
   }
   void presence(PresenceEvent event) override;
   void kick() override;
+  void resync() override;
+  std::uint64_t connId() const override { return id_; }
 
   // On the session's loop, when the gateway stops: stores the acknowledgements held back for
   // cursor_delay_ms at once.
@@ -176,8 +178,8 @@ class Session : public Endpoint,
   void rescheduleTimer();
   std::int64_t nowMs() const;
 
-  void onAuthenticated(Result<core::Principal> who, std::string login, std::string device,
-                       std::uint32_t client_beat_ms, std::uint32_t wants_beat_ms);
+  void onAuthenticated(Result<core::Principal> who, bool superseded, std::string login,
+                       std::string device, std::uint32_t client_beat_ms, std::uint32_t wants_beat_ms);
   void startNextSend();
   void onSent(Result<core::SendResult> result, std::optional<std::string> ref);
   void maybeFinishDisconnect();
@@ -221,6 +223,7 @@ class Session : public Endpoint,
   std::int64_t tokens_ms_ = 0;
 
   bool attached_ = false;  // in the hub
+  std::int64_t login_ms_ = 0;  // wall clock: orders this device's connections in a cluster
 
   // Sends: checked in order, a batch at a time on one worker (so a connection's messages keep
   // their order), then durable in any number; inflight_sends_ counts those not answered yet.
