@@ -103,6 +103,52 @@ TEST_F(ConfigTest, BadValuesAreRefusedWithAnExitCode) {
   ASSERT_TRUE(std::holds_alternative<int>(parsed));
 }
 
+TEST_F(ConfigTest, ClusterFlags) {
+  auto single = parse({});
+  ASSERT_TRUE(std::holds_alternative<Config>(single));
+  EXPECT_FALSE(std::get<Config>(single).clustered());
+  EXPECT_EQ(std::get<Config>(single).roles, (std::vector<std::string>{"gateway", "api", "store"}));
+
+  auto node = parse({"--zookeeper", "127.0.0.1:2181", "--redis", "127.0.0.1:6379", "--mysql",
+                     "host=127.0.0.1 db=pigeon", "--roles", "gateway,api", "--advertise", "10.0.0.7",
+                     "--balancer", "consistent-hash", "--node-id", "n1"});
+  ASSERT_TRUE(std::holds_alternative<Config>(node));
+  const Config& c = std::get<Config>(node);
+  EXPECT_TRUE(c.clustered());
+  EXPECT_TRUE(c.hasRole("gateway"));
+  EXPECT_FALSE(c.hasRole("store"));
+  EXPECT_EQ(c.balancer, "consistent-hash");
+  EXPECT_EQ(c.node_id, "n1");
+
+  // A single node on MySQL needs neither ZooKeeper nor Redis.
+  EXPECT_TRUE(std::holds_alternative<Config>(parse({"--mysql", "host=127.0.0.1"})));
+}
+
+TEST_F(ConfigTest, ClusterFlagsThatDoNotFitAreRefused) {
+  const std::string zk = "127.0.0.1:2181", redis = "127.0.0.1:6379", mysql = "host=127.0.0.1";
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"--zookeeper", zk, "--mysql", mysql},                 // no Redis
+           {"--redis", redis, "--mysql", mysql},                  // no ZooKeeper
+           {"--zookeeper", zk, "--redis", redis},                 // nodes need a shared store
+           {"--roles", "gateway,api"},                            // RocksDB needs the store role
+           {"--roles", "gateway,router"},                         // no such role
+           {"--zookeeper", zk, "--redis", redis, "--mysql", mysql, "--worker-id", "3"},
+           {"--zookeeper", zk, "--redis", redis, "--mysql", mysql, "--host", "0.0.0.0"},
+           {"--balancer", "fastest"},
+       }) {
+    std::vector<std::string> storage{"pigeond"};
+    storage.insert(storage.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : storage) argv.push_back(a.data());
+    testing::internal::CaptureStderr();
+    auto parsed = parseConfig(int(argv.size()), argv.data());
+    const std::string err = testing::internal::GetCapturedStderr();
+    ASSERT_TRUE(std::holds_alternative<int>(parsed)) << args[0] << " " << args[1];
+    EXPECT_NE(std::get<int>(parsed), 0);
+    EXPECT_FALSE(err.empty());
+  }
+}
+
 TEST_F(ConfigTest, HelpListsEveryFlagAndExitsZero) {
   testing::internal::CaptureStdout();
   auto parsed = parse({"--help"});
@@ -117,7 +163,9 @@ TEST_F(ConfigTest, HelpListsEveryFlagAndExitsZero) {
                            "--max-unacked", "--frame-rate", "--frame-burst", "--write-timeout-ms",
                            "--max-sessions", "--web-root", "--failed-logins-burst",
                            "--failed-logins-per-minute", "--tcp-host", "--tcp-port", "--tls-cert",
-                           "--tls-key", "PIGEON_HTTP_PORT"}) {
+                           "--tls-key", "--roles", "--node-id", "--zookeeper", "--zk-root",
+                           "--zk-session-timeout-ms", "--redis", "--route-lease-ms", "--mysql",
+                           "--balancer", "PIGEON_HTTP_PORT"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
 }
