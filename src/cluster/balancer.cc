@@ -74,7 +74,9 @@ std::optional<NodeInfo> Balancer::pick(std::uint64_t user, const std::vector<Nod
   if (nodes.empty()) return std::nullopt;
   switch (strategy_) {
     case BalanceStrategy::RoundRobin:
-      return nodes[next_.fetch_add(1, std::memory_order_relaxed) % nodes.size()];
+      // From a random start: api nodes that all started at once do not send their first logins
+      // to the same gateway.
+      return nodes[(seed_ + next_.fetch_add(1, std::memory_order_relaxed)) % nodes.size()];
     case BalanceStrategy::Random:
       return nodes[mix64(seed_ + next_.fetch_add(1, std::memory_order_relaxed)) % nodes.size()];
     case BalanceStrategy::LeastConnections:

@@ -56,7 +56,7 @@ class Balancer {
 
   const BalanceStrategy strategy_;
   const int virtual_nodes_;
-  const std::uint64_t seed_;            // random: a per-balancer start of the sequence
+  const std::uint64_t seed_;            // a per-balancer random start (round-robin, random)
   std::atomic<std::uint64_t> next_{0};  // round-robin and random: how many picks so far
 
   std::mutex ring_mu_;

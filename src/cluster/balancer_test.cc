@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -165,7 +166,24 @@ TEST(Balancer, RoundRobinCycles) {
   const auto nodes = cluster(3);
   std::vector<NodeId> picked;
   for (int i = 0; i < 9; ++i) picked.push_back(balancer.pick(7, nodes)->id);
-  for (int i = 0; i < 9; ++i) EXPECT_EQ(picked[std::size_t(i)], nodes[std::size_t(i % 3)].id);
+  // From wherever it starts, it takes the nodes in turn.
+  auto index = [&](const NodeId& id) {
+    return std::size_t(std::find_if(nodes.begin(), nodes.end(), [&](auto& n) { return n.id == id; }) -
+                       nodes.begin());
+  };
+  for (int i = 1; i < 9; ++i) {
+    EXPECT_EQ(index(picked[std::size_t(i)]), (index(picked[std::size_t(i - 1)]) + 1) % 3);
+  }
+}
+
+// Balancers (one per api node) do not all start with the same node.
+TEST(Balancer, RoundRobinStartsAtARandomNode) {
+  const auto nodes = cluster(3);
+  std::set<NodeId> first;
+  for (int i = 0; i < 64 && first.size() < 3; ++i) {
+    first.insert(Balancer(BalanceStrategy::RoundRobin).pick(7, nodes)->id);
+  }
+  EXPECT_EQ(first.size(), 3u);
 }
 
 TEST(Balancer, RandomReachesEveryNodeRoughlyEvenly) {
