@@ -101,6 +101,7 @@ Console::Console(asio::io_context& io, ConsoleOptions options)
   }
   client::ClientOptions co;
   co.server = options_.server;
+  co.fallback_servers = options_.fallback_servers;
   co.username = options_.username;
   co.password = options_.password;
   co.device = options_.device;

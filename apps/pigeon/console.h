@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "client/client.h"
 #include "commands.h"
@@ -41,6 +42,8 @@ enum ExitCode : int {
 
 struct ConsoleOptions {
   std::string server = "http://127.0.0.1:8080";
+  // More API nodes of the same cluster, tried in turn when the one in use cannot be reached.
+  std::vector<std::string> fallback_servers;
   std::string username;
   std::string password;
   std::string device;

@@ -85,8 +85,12 @@ int main(int argc, char** argv) {
   bool ws = false, tcp = false, plain = false, insecure = false;
 
   CLI::App app{"pigeon — the Pigeon console client. Type :all once logged in for the commands."};
-  app.add_option("--server", options.server, "the server's HTTP address")
+  std::vector<std::string> servers{options.server};
+  app.add_option("--server", servers,
+                 "the server's HTTP address; give several (or a comma-separated list) for the API "
+                 "nodes of a cluster, tried in turn")
       ->envname("PIGEON_SERVER")
+      ->delimiter(',')
       ->capture_default_str();
   app.add_option("-u,--user", options.username, "your username")
       ->envname("PIGEON_USER")
@@ -122,6 +126,12 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : pigeon::console::kExitUsage;
   }
 
+  if (servers.empty() || servers.front().empty()) {
+    std::fprintf(stderr, "--server: give the server's HTTP address\n");
+    return pigeon::console::kExitUsage;
+  }
+  options.server = servers.front();
+  options.fallback_servers.assign(servers.begin() + 1, servers.end());
   options.transport = ws ? pigeon::client::Transport::WebSocket : pigeon::client::Transport::Tcp;
   options.tls.verify_peer = !insecure;
   options.interactive = !plain && ::isatty(STDIN_FILENO);

@@ -155,6 +155,8 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   bool need_login = true;
   bool token_fresh = false;  // the token came from a login since the last refusal
   bool registered = false;
+  std::size_t server_turn = 0;      // which of server, fallback_servers[…] is in use
+  std::size_t untried_servers = 0;  // the first login tries each once before giving up
   std::uint64_t nonce = 0;
   std::uint64_t handed_max = 0;       // the highest seq handed to the listener (0: none yet)
   std::uint64_t acked_confirmed = 0;  // the highest ack a goodbye (or POST /ack) confirmed stored
@@ -600,6 +602,13 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
     }
   }
 
+  // Moves to the next of `server` and `fallback_servers` (without resolve_server).
+  void nextServer() {
+    if (opt.resolve_server || opt.fallback_servers.empty()) return;
+    server_turn = (server_turn + 1) % (opt.fallback_servers.size() + 1);
+    api.setBaseUrl(server_turn == 0 ? opt.server : opt.fallback_servers[server_turn - 1]);
+  }
+
   asio::awaitable<Result<Session>> login() {
     if (opt.register_user && !registered) {
       auto r = co_await api.registerUser(opt.username, opt.password, asio::use_awaitable);
@@ -665,8 +674,13 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
         auto r = co_await login();
         if (over()) co_return;
         if (!r) {
-          // The first login decides (wrong password, unreachable server); later ones retry
-          // unless the credentials themselves are refused.
+          // The first login decides (wrong password, unreachable server — once every server
+          // given was tried); later ones retry unless the credentials themselves are refused.
+          if (start_done && r.error().code == Errc::Unavailable && untried_servers > 0) {
+            --untried_servers;
+            nextServer();
+            continue;
+          }
           if (start_done || r.error().code == Errc::Unauthenticated ||
               r.error().code == Errc::BadRequest) {
             const Reason why = r.error().code == Errc::Unauthenticated ? Reason::Unauthenticated
@@ -674,6 +688,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
             completeStart(std::unexpected(r.error()));
             co_return finish(why, r.error().message);
           }
+          if (r.error().code == Errc::Unavailable) nextServer();  // that node may be gone
           co_await waitBackoff(Reason::ConnectFailed, "login: " + r.error().message);
           continue;
         }
@@ -778,6 +793,7 @@ void Client::startImpl(detail::Done<Result<Session>> done) {
   Impl& i = *impl_;
   if (i.started) return done(fail(Errc::BadRequest, "start() was called already"));
   i.started = true;
+  i.untried_servers = i.opt.resolve_server ? 0 : i.opt.fallback_servers.size();
   if (!i.opt.token.empty()) {
     Session s;
     s.token = i.opt.token;

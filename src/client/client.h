@@ -454,6 +454,10 @@ struct ClientOptions {
   // attempt (e.g. after a server restart on another port, or to pick another node); a new URL
   // means a new login. Returning "" keeps the current one.
   std::function<std::string()> resolve_server;
+  // Optional: more HTTP base URLs of the same cluster (any node with the api role). When a login
+  // cannot reach the server in use (network error, 503), the client moves on to the next one,
+  // `server` first, round and round. Ignored while resolve_server is set.
+  std::vector<std::string> fallback_servers;
 
   std::string username;
   std::string password;  // for login and for logging in again when the token is refused

@@ -23,6 +23,7 @@
 
 #include "support/pigeond_process.h"
 #include "support/sdk_client.h"
+#include "support/services.h"
 
 namespace pigeon::test {
 namespace {
@@ -349,6 +350,29 @@ TEST_P(ClientTest, ServerRestartMidSessionLosesAndDuplicatesNothing) {
     auto messages = bob->rec().messages();
     for (std::size_t i = 0; i < total; ++i) EXPECT_EQ(messages[i].conv_seq, i + 1);
   }
+}
+
+// A cluster's client knows several API nodes: the first login moves on from one that does not
+// answer, and so does a login after the node in use went away.
+TEST_P(ClientTest, LoginsMoveOnToTheFallbackServers) {
+  const std::string dead = "http://127.0.0.1:" + std::to_string(test::freePort());
+  auto o = options("alice");
+  o.resolve_server = nullptr;
+  o.server = dead;
+  o.fallback_servers = {url()};
+  auto alice = online(o);
+  auto bob = online(options("bob"));
+  alice->send(Destination::toUser("bob"), "via the second server");
+  ASSERT_TRUE(waitFor([&] { return bob->rec().messageCount() == 1; }));
+  EXPECT_EQ(alice->stats().logins, 1u);
+
+  auto alone = options("carol");
+  alone.resolve_server = nullptr;
+  alone.server = dead;
+  TestClient lost(io_, alone);
+  auto refused = lost.start();  // no other server to try: the first login decides
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, Errc::Unavailable);
 }
 
 TEST_P(ClientTest, KickedDeviceStopsAndDoesNotComeBack) {
