@@ -86,6 +86,9 @@ struct Plan {
   std::vector<std::string> tokens;    // one per connection
   std::vector<std::string> names;     // the username of each connection
   std::vector<std::size_t> server_of;  // server index of each connection
+  // Where each connection goes: the gateway its login named (in a cluster, the node the
+  // balancer picked; on one node, the node itself).
+  std::vector<asio::ip::tcp::endpoint> tcp_of, ws_of;
   std::uint64_t group = 0;             // fanout
   std::vector<std::uint64_t> group_of;  // storm: the group of each device
   std::size_t groups = 0;               // storm
@@ -119,9 +122,24 @@ void registerUsers(const Options& o, Plan& plan, const std::vector<std::string>&
   }
 }
 
+// "tcp://host:port" or "ws://host:port/ws" → an endpoint; `fallback` if the field is null.
+asio::ip::tcp::endpoint gatewayEndpoint(const json::value& url, asio::ip::tcp::endpoint fallback) {
+  if (!url.is_string()) return fallback;
+  std::string s(url.as_string());
+  if (auto scheme = s.find("://"); scheme != std::string::npos) {
+    if (auto path = s.find('/', scheme + 3); path != std::string::npos) s.resize(path);
+  }
+  std::uint16_t port = 0;
+  std::string host = hostOf(s, port);
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  return {asio::ip::make_address(host), port};
+}
+
 // Logs in connection i as names[i] with device `devices[i]`.
 void loginAll(const Options& o, Plan& plan, const std::vector<std::string>& devices) {
   plan.tokens.resize(plan.names.size());
+  plan.tcp_of.resize(plan.names.size());
+  plan.ws_of.resize(plan.names.size());
   for (std::size_t s = 0; s < plan.servers.size(); ++s) {
     std::vector<std::size_t> mine;
     for (std::size_t i = 0; i < plan.names.size(); ++i) {
@@ -137,14 +155,13 @@ void loginAll(const Options& o, Plan& plan, const std::vector<std::string>& devi
                            "", status);
       if (status != 200) throw std::runtime_error("login " + plan.names[i] + ": HTTP " + std::to_string(status));
       plan.tokens[i] = std::string(res.at("token").as_string());
+      const Endpoints& server = plan.servers[s];
+      const asio::ip::tcp::endpoint http(asio::ip::make_address(server.http.host), server.http.port);
+      plan.tcp_of[i] = gatewayEndpoint(res.at("gateway").at("tcp"), server.tcp);
+      plan.ws_of[i] = gatewayEndpoint(res.at("gateway").at("ws"), http);
       if (k == 0) {
         std::lock_guard lock(mu);
-        const auto& tcp = res.at("gateway").at("tcp");
-        if (tcp.is_string()) {
-          std::uint16_t port = 0;
-          const std::string host = hostOf(std::string(tcp.as_string()), port);
-          plan.servers[s].tcp = {asio::ip::make_address(host), port};
-        }
+        plan.servers[s].tcp = plan.tcp_of[i];
       }
     });
   }
@@ -259,9 +276,7 @@ void Worker::connectMore() {
     const std::size_t i = begin_ + next_connect_;
     ConnTarget t;
     t.proto = o_.transport == "ws" ? Proto::Ws : Proto::Tcp;
-    const Endpoints& server = plan_.servers[plan_.server_of[i]];
-    t.server = t.proto == Proto::Tcp ? server.tcp
-                                     : asio::ip::tcp::endpoint(asio::ip::make_address(server.http.host), server.http.port);
+    t.server = t.proto == Proto::Tcp ? plan_.tcp_of[i] : plan_.ws_of[i];
     t.source = o_.sources == 0 ? asio::ip::address()
                                : asio::ip::make_address("127.0.0." + std::to_string(2 + i % o_.sources));
     auto c = std::make_shared<Conn>(io_, t, plan_.tokens[i], *this, scratch_, std::uint32_t(i));
