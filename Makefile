@@ -4,7 +4,7 @@ BUILD_DIR := build/$(PRESET)
 JOBS ?= 2
 DATA_DIR ?= ./data
 
-.PHONY: all deps node-deps configure build run test format clean
+.PHONY: all deps node-deps configure build run test cluster cluster-down format clean
 
 all: build
 
@@ -20,6 +20,13 @@ build: configure
 run: build
 	mkdir -p $(DATA_DIR)
 	$(BUILD_DIR)/apps/pigeond/pigeond --data-dir $(DATA_DIR)
+
+# A 3-node cluster on this machine (ZooKeeper, Redis, MariaDB and three pigeond): see README.
+cluster: build
+	@bash scripts/cluster.sh up
+
+cluster-down:
+	@bash scripts/cluster.sh down
 
 node-deps: deps
 	@cd tests/node && if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi

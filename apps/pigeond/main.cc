@@ -1,5 +1,11 @@
 // pigeond: parses the configuration, picks the backends, wires the modules and runs until
 // SIGINT or SIGTERM. Start-up errors become a message on stderr and exit code 1.
+//
+// One node (the default): RocksDB in --data-dir (or MySQL with --mysql), this node's hub is the
+// whole truth about who is connected. Cluster mode (--zookeeper, --redis, --mysql): the store
+// is MySQL, shared by every node; the node registers in ZooKeeper (which also leases its
+// snowflake worker id); Redis holds the routes and carries deliveries between nodes (the
+// gateway's ClusterRelay); the API picks a live gateway for each login with the balancer.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -19,12 +25,17 @@
 #include "base/clock.h"
 #include "base/metrics.h"
 #include "base/rate_limiter.h"
+#include "cluster/balancer.h"
+#include "cluster/redis/redis_cluster.h"
+#include "cluster/zookeeper/zk_discovery.h"
 #include "config.h"
 #include "core/service.h"
+#include "gateway/cluster_relay.h"
 #include "gateway/gateway.h"
 #include "net/io_pool.h"
 #include "net/listener.h"
 #include "net/transport.h"
+#include "store/mysql/mysql_store.h"
 #include "store/rocksdb/rocks_store.h"
 #include "webassets/web_assets.h"
 
@@ -51,21 +62,48 @@ bool writeReadyFile(const std::string& path, std::uint16_t http_port, int tcp_po
   return !ec;
 }
 
-int run(const app::Config& config) {
-  spdlog::set_level(spdlog::level::from_str(config.log_level));
-  MetricsRegistry metrics;
-
+// The store: MySQL when --mysql is given (a node with the store role creates or upgrades its
+// schema; the others wait for it), else RocksDB in --data-dir.
+Result<std::unique_ptr<store::Store>> openStore(const app::Config& config, MetricsRegistry& metrics) {
+  if (!config.mysql.empty()) {
+    auto options = store::parseMysqlDsn(config.mysql);
+    if (!options) return fail(options.error().code, "--mysql: " + options.error().message);
+    options->migrate = config.hasRole("store");
+    auto opened = store::openMysqlStore(*options, &metrics);
+    if (!opened) {
+      return fail(opened.error().code, "cannot open the MySQL store at " + options->host + ":" +
+                                           std::to_string(options->port) + ": " + opened.error().message);
+    }
+    return opened;
+  }
   std::error_code fs_ec;
   std::filesystem::create_directories(config.data_dir, fs_ec);
-  if (fs_ec) return fatal("cannot create data dir '" + config.data_dir + "': " + fs_ec.message());
-
+  if (fs_ec) {
+    return fail(Errc::Unavailable, "cannot create data dir '" + config.data_dir + "': " + fs_ec.message());
+  }
   store::RocksOptions store_options;
   store_options.path = config.data_dir;
   store_options.durability =
       config.durability == "async" ? store::Durability::Async : store::Durability::Sync;
-  auto store = store::openRocksStore(store_options, &metrics);
-  if (!store)
-    return fatal("cannot open the store in '" + config.data_dir + "': " + store.error().message);
+  auto opened = store::openRocksStore(store_options, &metrics);
+  if (!opened) {
+    return fail(opened.error().code,
+                "cannot open the store in '" + config.data_dir + "': " + opened.error().message);
+  }
+  return opened;
+}
+
+// "host" or "[v6]" for a URL.
+std::string hostPort(const std::string& host, std::uint16_t port) {
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+int run(const app::Config& config) {
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  MetricsRegistry metrics;
+
+  auto store = openStore(config, metrics);
+  if (!store) return fatal(store.error().message);
 
   core::ServiceOptions service_options;
   service_options.worker_id = config.worker_id;
@@ -77,6 +115,10 @@ int run(const app::Config& config) {
                                                                 : core::PasswordCost::interactive();
   auto service = core::Service::create(**store, SystemClock::instance(), metrics, service_options);
   if (!service) return fatal("cannot start: " + service.error().message);
+  // In a cluster no id is issued until ZooKeeper leases this node a worker id.
+  if (config.clustered()) (*service)->setWorkerId(std::nullopt);
+  const cluster::NodeId node_id = config.node_id.empty() ? cluster::newNodeId() : config.node_id;
+  if (auto ok = cluster::validateNodeId(node_id); !ok) return fatal("--node-id: " + ok.error().message);
 
   std::shared_ptr<boost::asio::ssl::context> tls;
   if (!config.tls_cert.empty()) {
@@ -103,6 +145,30 @@ int run(const app::Config& config) {
   gateway::Gateway gateway(loops, **service, workers.get_executor(), metrics, gateway_options);
   (*service)->setDeliverySink(&gateway.hub());
 
+  // Cluster mode: the relay stands between the service and the hub (every node has one: a
+  // message stored on an api-only node is relayed to its recipients' gateways too).
+  std::unique_ptr<gateway::ClusterRelay> relay;
+  std::unique_ptr<cluster::RedisCluster> redis;
+  std::unique_ptr<cluster::ZkDiscovery> discovery;  // assigned before the loops run
+  if (config.clustered()) {
+    gateway::ClusterRelayOptions relay_options;
+    relay_options.node = node_id;
+    relay_options.lease = std::chrono::milliseconds(config.route_lease_ms);
+    relay = std::make_unique<gateway::ClusterRelay>(gateway.hub(), **service, metrics, relay_options);
+    cluster::RedisOptions redis_options;
+    redis_options.address = config.redis;
+    redis_options.self = node_id;
+    redis_options.lease = relay_options.lease;
+    auto opened = cluster::openRedisCluster(redis_options, relay->busHandler(), &metrics);
+    if (!opened) return fatal("cannot reach Redis at " + config.redis + ": " + opened.error().message);
+    redis = std::move(*opened);
+    relay->setEngines(redis.get(), redis.get());
+    (*service)->setDeliverySink(relay.get());
+    gateway.hub().setClusterPresence(relay.get());
+    gateway.setRelay(relay.get());
+    relay->start();
+  }
+
   // The web client: from --web-root if given, else the copy embedded at build time.
   api::StaticFiles web_files;
   if (!config.web_root.empty()) {
@@ -117,7 +183,20 @@ int run(const app::Config& config) {
 
   RateLimiter limiter(config.rate_limit, config.rate_burst, SystemClock::instance());
   api::ApiOptions api_options;
-  api_options.presence = &gateway.hub();
+  api_options.presence = relay ? static_cast<const core::Presence*>(relay.get()) : &gateway.hub();
+  api_options.serve_api = config.hasRole("api");
+  std::optional<cluster::Balancer> balancer;
+  if (config.clustered()) {
+    auto strategy = cluster::parseBalanceStrategy(config.balancer);
+    if (!strategy) return fatal("--balancer: " + strategy.error().message);
+    balancer.emplace(*strategy);
+    // Called on workers once the loops run, by when `discovery` is set.
+    api_options.pick_gateway = [&discovery, &balancer](store::UserId user) -> std::optional<api::GatewayChoice> {
+      auto picked = balancer->pick(user, cluster::nodesWithRole(discovery->nodes(), "gateway"));
+      if (!picked) return std::nullopt;
+      return api::GatewayChoice{picked->ws, picked->tcp};
+    };
+  }
   api_options.static_files = &web_files;
   api::HttpApi http_api(**service, workers.get_executor(), limiter, metrics, api_options);
   api::HttpServerOptions http_options;
@@ -127,27 +206,62 @@ int run(const app::Config& config) {
   http_options.max_body_bytes = config.max_body_bytes * 2 + 4096;
   http_options.tls = tls;
   api::HttpServer http(loops, http_api, metrics, http_options);
-  http.setUpgradeHandler("/ws", [&gateway](net::Connection connection,
-                                           const net::UpgradeRequest& request, std::string leftover) {
-    gateway.acceptWebSocket(std::move(connection), request, std::move(leftover));
-  });
+  const bool serve_gateway = config.hasRole("gateway");
+  if (serve_gateway) {
+    http.setUpgradeHandler("/ws", [&gateway](net::Connection connection,
+                                             const net::UpgradeRequest& request, std::string leftover) {
+      gateway.acceptWebSocket(std::move(connection), request, std::move(leftover));
+    });
+  }
   if (auto ok = http.start(); !ok) return fatal(ok.error().message);
   net::Listener native(loops, tls, [&gateway](net::Connection connection) {
     gateway.acceptNative(std::move(connection));
   });
   int tcp_port = -1;
-  if (config.tcp_port >= 0) {
+  if (serve_gateway && config.tcp_port >= 0) {
     if (auto ok = native.start(config.tcp_host, std::uint16_t(config.tcp_port)); !ok) {
       return fatal(ok.error().message);
     }
     tcp_port = native.boundPort();
   }
-  const std::string advertise_host =
-      config.advertise.find(':') != std::string::npos ? "[" + config.advertise + "]" : config.advertise;
-  http_api.setGatewayAddresses(
-      std::string(tls ? "wss://" : "ws://") + advertise_host + ":" + std::to_string(http.boundPort()) + "/ws",
-      tcp_port < 0 ? std::string()
-                   : std::string(tls ? "tls://" : "tcp://") + advertise_host + ":" + std::to_string(tcp_port));
+  cluster::NodeInfo self;
+  self.id = node_id;
+  self.roles = config.roles;
+  self.http = std::string(tls ? "https://" : "http://") + hostPort(config.advertise, http.boundPort());
+  if (serve_gateway) {
+    self.ws = std::string(tls ? "wss://" : "ws://") + hostPort(config.advertise, http.boundPort()) + "/ws";
+    if (tcp_port >= 0) {
+      self.tcp = std::string(tls ? "tls://" : "tcp://") + hostPort(config.advertise, std::uint16_t(tcp_port));
+    }
+  }
+  self.started_at_ms = SystemClock::instance().nowMs();
+  http_api.setGatewayAddresses(self.ws, self.tcp);
+  if (!config.clustered()) {
+    metrics.gauge("pigeon_cluster_nodes", "Live nodes this node sees, itself included").set(1);
+  }
+  if (config.clustered()) {
+    cluster::ZkDiscoveryOptions zk_options;
+    zk_options.hosts = config.zookeeper;
+    zk_options.root = config.zk_root;
+    zk_options.session_timeout = std::chrono::milliseconds(config.zk_session_timeout_ms);
+    zk_options.self = self;
+    zk_options.metrics = &metrics;
+    core::Service* svc = service->get();
+    zk_options.on_worker_id = [svc](std::optional<std::uint32_t> worker) {
+      if (worker) {
+        spdlog::info("pigeond: snowflake worker id {} leased from ZooKeeper", *worker);
+      } else {
+        spdlog::warn("pigeond: the worker id lease may be lost: no ids are issued until renewed");
+      }
+      svc->setWorkerId(worker);
+    };
+    auto started = cluster::ZkDiscovery::start(std::move(zk_options));
+    if (!started) {
+      return fatal("cannot register in ZooKeeper at " + config.zookeeper + ": " + started.error().message);
+    }
+    discovery = std::move(*started);
+    spdlog::info("pigeond: node {} joined the cluster ({} nodes live)", node_id, discovery->nodes().size());
+  }
   // SIGINT and SIGTERM are handled from here on: whoever reads the ready file may signal at
   // once and gets a clean shutdown, not the default action.
   boost::asio::io_context main_loop;
@@ -184,9 +298,21 @@ int run(const app::Config& config) {
     });
   };
   purge_tokens();
+  // Cluster mode: the connection count other nodes balance on, published every second.
+  boost::asio::steady_timer load_timer(main_loop);
+  std::function<void()> publish_load = [&] {
+    if (!discovery) return;
+    discovery->setConnections(gateway.hub().connections());
+    load_timer.expires_after(std::chrono::seconds(1));
+    load_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) publish_load();
+    });
+  };
+  publish_load();
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (!ec) spdlog::info("pigeond: signal {}, shutting down", signal);
     purge_timer.cancel();
+    load_timer.cancel();
   });
   main_loop.run();
 
@@ -198,6 +324,12 @@ int run(const app::Config& config) {
   gateway.stop();
   loops.stop();
   workers.join();
+  // Leaves ZooKeeper (after the workers, which pick gateways with it): no login is sent here.
+  discovery.reset();
+  // The relay stops before the engines it calls; routes left in Redis expire with their lease
+  // (the sessions closed above released theirs).
+  if (relay) relay->stop();
+  redis.reset();
   // The store goes first: closing it commits what is queued and runs those callbacks, which
   // use the service and post to the (stopped, still alive) loops.
   store->reset();
