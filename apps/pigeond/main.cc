@@ -149,6 +149,16 @@ int run(const app::Config& config) {
   // message stored on an api-only node is relayed to its recipients' gateways too).
   std::unique_ptr<gateway::ClusterRelay> relay;
   std::unique_ptr<cluster::RedisCluster> redis;
+  // Whichever way run() returns: the relay's thread stops before Redis goes, and Redis (whose
+  // subscriber calls the relay) before the relay.
+  struct ClusterTeardown {
+    std::unique_ptr<gateway::ClusterRelay>& relay;
+    std::unique_ptr<cluster::RedisCluster>& redis;
+    ~ClusterTeardown() {
+      if (relay) relay->stop();
+      redis.reset();
+    }
+  } cluster_teardown{relay, redis};
   std::unique_ptr<cluster::ZkDiscovery> discovery;  // assigned before the loops run
   if (config.clustered()) {
     gateway::ClusterRelayOptions relay_options;
@@ -326,8 +336,8 @@ int run(const app::Config& config) {
   workers.join();
   // Leaves ZooKeeper (after the workers, which pick gateways with it): no login is sent here.
   discovery.reset();
-  // The relay stops before the engines it calls; routes left in Redis expire with their lease
-  // (the sessions closed above released theirs).
+  // The relay stops before the engines it calls (cluster_teardown, now); routes left in Redis
+  // expire with their lease (the sessions closed above released theirs).
   if (relay) relay->stop();
   redis.reset();
   // The store goes first: closing it commits what is queued and runs those callbacks, which

@@ -18,6 +18,7 @@ namespace {
 constexpr std::size_t kMaxPayloadBytes = 1 << 20;
 // While the directory is unreachable, renewals are tried this often.
 constexpr std::chrono::seconds kRetryRenew{1};
+constexpr std::chrono::seconds kReleaseOnStop{3};
 
 }  // namespace
 
@@ -179,6 +180,23 @@ void ClusterRelay::onStored(const store::Message& message, const std::string& fr
   cv_.notify_one();
 }
 
+// A clean shutdown: every route of this node goes at once — of the sessions closed lately and
+// of those still open (their clients will connect elsewhere) — so that the other nodes see these
+// users offline now, not when the leases end. For at most a few seconds: the rest expire.
+void ClusterRelay::releaseOnStop(std::vector<cluster::DeviceRoute> releases) {
+  for (auto& r : hub_.routes()) {
+    releases.push_back(cluster::DeviceRoute{r.user, std::move(r.username), std::move(r.device),
+                                            cluster::Route{options_.node, r.conn, r.login_ms}});
+  }
+  const auto deadline = Clock::now() + kReleaseOnStop;
+  for (const auto& route : releases) {
+    if (Clock::now() >= deadline) return;  // the rest expire with their lease
+    auto gone = directory_->release(route);
+    if (!gone) return;  // the directory is unreachable: so are the others
+    if (*gone) broadcastPresence(route.user, route.username, false);
+  }
+}
+
 void ClusterRelay::run() {
   const auto renew_every = std::max<Clock::duration>(options_.lease / 3, std::chrono::milliseconds(100));
   auto next_renew = Clock::now() + renew_every;
@@ -191,7 +209,12 @@ void ClusterRelay::run() {
       cv_.wait_until(lock, next_renew, [&] {
         return stopping_ || !queue_.empty() || !releases_.empty() || renew_now_;
       });
-      if (stopping_) return;
+      if (stopping_) {
+        releases.swap(releases_);
+        lock.unlock();
+        releaseOnStop(std::move(releases));
+        return;
+      }
       const std::size_t n = std::min(queue_.size(), options_.max_batch);
       batch.assign(std::make_move_iterator(queue_.begin()),
                    std::make_move_iterator(queue_.begin() + std::ptrdiff_t(n)));

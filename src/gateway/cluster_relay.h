@@ -68,7 +68,9 @@ class ClusterRelay final : public core::DeliverySink,
   // What the bus calls with payloads for this node.
   cluster::BusHandler busHandler();
   void start();
-  // Stops the relay thread (queued messages are dropped: their recipients resync).
+  // Stops the relay thread (queued messages are dropped: their recipients resync). First it
+  // removes this node's routes from the directory — the sessions' here and those released
+  // lately — for at most 3 s (the rest expire with their lease): call it when the node leaves.
   void stop();
 
   // A session of `who` logged in as connection `conn` at `login_ms`: claims the device's route,
@@ -96,6 +98,7 @@ class ClusterRelay final : public core::DeliverySink,
     std::vector<store::InboxRef> refs;
   };
   void run();
+  void releaseOnStop(std::vector<cluster::DeviceRoute> releases);
   void relay(std::vector<Stored>& batch);
   bool renewNow();  // false: the directory did not answer
   void broadcastResync();

@@ -72,7 +72,7 @@ class ClusterTest : public ::testing::Test {
                                   "--mysql", Engines::mariadb->mysqlDsn(),
                                   "--zk-root", root_,
                                   "--zk-session-timeout-ms", std::to_string(kZkSessionMs),
-                                  "--route-lease-ms", std::to_string(kRouteLeaseMs),
+                                  "--route-lease-ms", std::to_string(route_lease_ms_),
                                   "--advertise", "127.0.0.1",
                                   "--heartbeat-ms", "1000",
                                   "--rate-limit", "0"};
@@ -209,6 +209,7 @@ class ClusterTest : public ::testing::Test {
   TempDir dir_;
   Io io_;
   std::string root_;
+  int route_lease_ms_ = kRouteLeaseMs;
   std::vector<std::unique_ptr<PigeondProcess>> nodes_;
   std::vector<std::unique_ptr<TestClient>> clients_;
   std::mutex mu_;
@@ -381,6 +382,32 @@ TEST_F(ClusterTest, PresenceAndOnlineUsersSpanTheNodes) {
     return !events.empty() && events.back().username == b && !events.back().online;
   }, 10s)) << "alice did not hear bob go offline";
   EXPECT_FALSE(onlineNames().contains(b));
+}
+
+// A node stopped cleanly (SIGTERM) releases its routes: its users are offline for the others at
+// once, not when their leases (here a minute) end.
+TEST_F(ClusterTest, ANodeThatStopsCleanlyTakesItsUsersOffline) {
+  route_lease_ms_ = 60000;
+  startNodes(2);
+  const std::string a = unique("leaving");
+  auto o = options(a);
+  o.resolve_server = nullptr;  // stays with node 1: nowhere to come back to
+  o.server = url(1);
+  o.gateway = tcpGateway(1);
+  TestClient& alice = online(std::move(o));
+  HttpClient h(node(0).httpPort());
+  h.setToken(tokenOf(alice));
+  auto isOnline = [&] {
+    auto r = h.get("/api/v1/users/online");
+    const json::value body = r.json();
+    for (const auto& u : body.at("users").as_array()) {
+      if (u.at("username").as_string() == a) return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(waitFor(isOnline, 10s));
+  EXPECT_EQ(node(1).terminate(), 0) << node(1).log();
+  ASSERT_TRUE(waitFor([&] { return !isOnline(); }, 10s)) << "still online after its node stopped";
 }
 
 TEST_F(ClusterTest, LoginsAreSpreadOverLiveNodesAndNeverNameADeadOne) {
