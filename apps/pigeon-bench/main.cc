@@ -54,6 +54,7 @@ struct Options {
   std::string transport = "tcp";
   std::vector<int> pids;
   std::size_t sources = 0;  // 0: connect from 127.0.0.1
+  bool cluster = false;     // the servers are API nodes of one cluster (one store)
   std::size_t processes = 1;
   std::string prefix;
   std::size_t size = 100;
@@ -560,12 +561,14 @@ Plan prepare(const Options& o) {
     }
   } else if (o.scenario == "fanout" || o.scenario == "storm") {
     const std::size_t n = o.scenario == "fanout" ? o.members : o.devices;
-    if (S > 1) throw std::runtime_error(o.scenario + " needs one server (a group lives on one node)");
+    if (S > 1 && !o.cluster) {
+      throw std::runtime_error(o.scenario + " needs one server (a group lives on one node), or --cluster");
+    }
     for (std::size_t i = 0; i < n; ++i) {
       users.push_back(p + (o.scenario == "fanout" ? "f" : "s") + std::to_string(i));
-      server_of_user.push_back(0);
+      server_of_user.push_back(i % S);
       plan.names.push_back(users.back());
-      plan.server_of.push_back(0);
+      plan.server_of.push_back(i % S);
       devices.push_back("bench");
     }
   }
@@ -673,7 +676,8 @@ int report(const Options& o, const json::object& r, std::uint64_t rss_before, st
                   (unsigned long long)rss_before, (unsigned long long)rss_ready);
     }
   }
-  auto pct = [&](const char* name, const char* key, double scale, const char* unit) {
+  // `key`: the worker's histogram (µs); `out_key`: the figure in `unit` (µs ÷ scale).
+  auto pct = [&](const char* name, const char* key, const char* out_key, double scale, const char* unit) {
     Histogram h = Histogram::fromJson(r.at(key));
     json::object q{{"count", h.count()}, {"p50", double(h.quantile(0.5)) / scale}, {"p90", double(h.quantile(0.9)) / scale},
                    {"p99", double(h.quantile(0.99)) / scale}, {"p999", double(h.quantile(0.999)) / scale}};
@@ -681,7 +685,7 @@ int report(const Options& o, const json::object& r, std::uint64_t rss_before, st
       std::printf("%-28s p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f %s\n", name, double(h.quantile(0.5)) / scale,
                   double(h.quantile(0.9)) / scale, double(h.quantile(0.99)) / scale, double(h.quantile(0.999)) / scale, unit);
     }
-    out[key] = std::move(q);
+    out[out_key] = std::move(q);
   };
   if (o.scenario == "pairs" || o.scenario == "fanout") {
     const double rate = double(num(r, "delivered_in_window")) / o.duration;
@@ -694,8 +698,8 @@ int report(const Options& o, const json::object& r, std::uint64_t rss_before, st
                 (unsigned long long)num(r, "sent"), (unsigned long long)num(r, "acked"),
                 (unsigned long long)num(r, "delivered"));
     std::printf("%-28s %.0f /s over %.0f s\n", o.scenario == "pairs" ? "delivered" : "deliveries", rate, o.duration);
-    pct("send → receipt", "receipt_us", 1000.0, "ms");
-    pct("send → delivery", "delivery_us", 1000.0, "ms");
+    pct("send → receipt", "receipt_us", "receipt_ms", 1000.0, "ms");
+    pct("send → delivery", "delivery_us", "delivery_ms", 1000.0, "ms");
   }
   if (o.scenario == "storm") {
     out["devices"] = o.devices;
@@ -705,7 +709,7 @@ int report(const Options& o, const json::object& r, std::uint64_t rss_before, st
     std::printf("%-28s %llu of %zu devices, %zu messages each\n", "resynced", (unsigned long long)num(r, "devices_done"),
                 o.devices, o.messages);
     std::printf("%-28s %.2f s\n", "all resynced after", r.at("slowest_ms").to_number<double>() / 1000.0);
-    pct("per device", "resync_ms", 1000.0, "s");
+    pct("per device", "resync_ms", "resync_s", 1000.0, "s");
   }
   std::printf("%-28s %llu lost, %llu duplicated, %llu out of order\n", "integrity", (unsigned long long)lost,
               (unsigned long long)dups, (unsigned long long)reordered);
@@ -830,6 +834,9 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"tcp", "ws"}))
         ->capture_default_str();
     s->add_option("--pid", o.pids, "server pid(s) whose resident memory to report");
+    s->add_flag("--cluster", o.cluster,
+                "the --server URLs are API nodes of one cluster: fanout and storm spread their "
+                "members over them (each login goes to the gateway its node's balancer picks)");
     s->add_option("--sources", o.sources, "connect from 127.0.0.2 … 127.0.0.(N+1) (0: 127.0.0.1)")->capture_default_str();
     s->add_option("--processes", o.processes, "worker processes sharing the connections")
         ->check(CLI::Range(1, 64))
