@@ -26,6 +26,7 @@
 #include "base/metrics.h"
 #include "base/rate_limiter.h"
 #include "cluster/balancer.h"
+#include "cluster/probe.h"
 #include "cluster/redis/redis_cluster.h"
 #include "cluster/zookeeper/zk_discovery.h"
 #include "config.h"
@@ -196,15 +197,20 @@ int run(const app::Config& config) {
   api_options.presence = relay ? static_cast<const core::Presence*>(relay.get()) : &gateway.hub();
   api_options.serve_api = config.hasRole("api");
   std::optional<cluster::Balancer> balancer;
+  // A node that died stays listed in ZooKeeper until its session expires: each pick is checked.
+  cluster::LivenessProbe probe(std::chrono::milliseconds(500), std::chrono::seconds(1));
   if (config.clustered()) {
     auto strategy = cluster::parseBalanceStrategy(config.balancer);
     if (!strategy) return fatal("--balancer: " + strategy.error().message);
     balancer.emplace(*strategy);
     // Called on workers once the loops run, by when `discovery` is set.
-    api_options.pick_gateway = [&discovery, &balancer](store::UserId user) -> std::optional<api::GatewayChoice> {
-      auto picked = balancer->pick(user, cluster::nodesWithRole(discovery->nodes(), "gateway"));
-      if (!picked) return std::nullopt;
-      return api::GatewayChoice{picked->ws, picked->tcp};
+    api_options.pick_gateway = [&discovery, &balancer, &probe](store::UserId user) -> std::optional<api::GatewayChoice> {
+      auto gateways = cluster::nodesWithRole(discovery->nodes(), "gateway");
+      while (auto picked = balancer->pick(user, gateways)) {
+        if (probe.alive(*picked)) return api::GatewayChoice{picked->ws, picked->tcp};
+        std::erase_if(gateways, [&](const cluster::NodeInfo& n) { return n.id == picked->id; });
+      }
+      return std::nullopt;
     };
   }
   api_options.static_files = &web_files;

@@ -426,9 +426,14 @@ TEST_F(ClusterTest, LoginsAreSpreadOverLiveNodesAndNeverNameADeadOne) {
 
   const std::string dead = tcpGateway(2);
   node(2).kill9();
-  // Once ZooKeeper has ended the dead node's session, no login names it again.
-  ASSERT_TRUE(waitFor([&] { return clusterSize(0) == 2; }, std::chrono::milliseconds(kZkSessionMs * 3)));
+  // At once — while ZooKeeper still lists it — no login names the dead node: each pick is
+  // probed. Nor after ZooKeeper ended its session.
+  ASSERT_EQ(clusterSize(0), 3) << "ZooKeeper still lists the dead node";
   for (int i = 0; i < 12; ++i) EXPECT_NE(login(h), dead);
+  ASSERT_TRUE(waitFor([&] { return clusterSize(0) == 2; }, std::chrono::milliseconds(kZkSessionMs * 3)));
+  std::set<std::string> after;
+  for (int i = 0; i < 12; ++i) after.insert(login(h));
+  EXPECT_EQ(after, (std::set<std::string>{tcpGateway(0), tcpGateway(1)}));
 }
 
 // A node dies (SIGKILL) while everyone is sending: its clients log in again through the API,
