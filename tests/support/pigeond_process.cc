@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -73,6 +74,8 @@ void PigeondProcess::start() {
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
+    // A test that crashes does not leave its pigeond running.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     ::dup2(log_fd, 1);
     ::dup2(log_fd, 2);
     ::execv(argv[0], argv.data());
