@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <utility>
 #include <boost/asio/post.hpp>
 #include <chrono>
 
@@ -319,7 +320,13 @@ void Session::login(std::string token, std::string login, std::string device,
 void Session::onAuthenticated(Result<core::Principal> who, bool superseded, std::string login,
                               std::string device, std::uint32_t client_beat_ms,
                               std::uint32_t wants_beat_ms) {
-  if (phase_ != Phase::Authenticating) return;
+  if (phase_ != Phase::Authenticating) {
+    // Closed while the worker authenticated: a route it claimed is this connection's, and goes.
+    if (who && !superseded && login_ms_ != 0 && gateway_.relay()) {
+      gateway_.relay()->release(*who, id_, login_ms_);
+    }
+    return;
+  }
   if (!who) return fatal("unauthenticated", "authentication failed", nullptr, who.error().message);
   if (!login.empty() && login != who->username) {
     return fatal("unauthenticated", "authentication failed", nullptr,
@@ -435,6 +442,7 @@ void Session::subscribe(Subscription sub, std::optional<Seq> since, const std::s
   const std::uint64_t generation = ++sub_generation_;
   syncing_ = true;  // live messages wait until we know where to start
   rewind_pending_ = false;
+  resync_pending_ = false;
   acked_above_.clear();
   last_pushed_ = max_pushed_ = acked_ = 0;  // nothing delivered on this subscription yet
   std::string receipt_id = receipt ? *receipt : std::string();
@@ -551,6 +559,8 @@ void Session::resync() {
   asio::post(transport_->executor(), [self = shared_from_this()] {
     if (self->phase_ != Phase::Connected || !self->sub_) return;
     self->more_in_store_ = true;
+    // A read in flight may have started before what was missed was stored: read once more after.
+    if (self->syncing_) self->resync_pending_ = true;
     self->startSync();
   });
 }
@@ -643,7 +653,7 @@ void Session::onSynced(std::uint64_t generation, Result<core::SyncResult> result
   }
   // A client slower than a page reads no more than it took last time (big messages, full queue).
   next_page_ = stopped_early ? std::max<std::size_t>(1, pushed) : gateway_.options().sync_page;
-  more_in_store_ = stopped_early || result->has_more;
+  more_in_store_ = stopped_early || result->has_more || std::exchange(resync_pending_, false);
   if (!more_in_store_ && known_max_ > last_pushed_) {
     // A live message we dropped is past what the store returned. Read again — at once if this
     // read made progress, otherwise after a tick, so a store that lags cannot spin us.
