@@ -150,16 +150,23 @@ int run(const app::Config& config) {
   // message stored on an api-only node is relayed to its recipients' gateways too).
   std::unique_ptr<gateway::ClusterRelay> relay;
   std::unique_ptr<cluster::RedisCluster> redis;
-  // Whichever way run() returns: the relay's thread stops before Redis goes, and Redis (whose
-  // subscriber calls the relay) before the relay.
+  // Whichever way run() returns: the workers (whose presence tasks call the relay and Redis)
+  // stop first, then the relay's thread, then Redis (whose subscriber calls the relay), and the
+  // relay after it.
   struct ClusterTeardown {
+    boost::asio::thread_pool& workers;
     std::unique_ptr<gateway::ClusterRelay>& relay;
     std::unique_ptr<cluster::RedisCluster>& redis;
+    bool workers_joined = false;
     ~ClusterTeardown() {
+      if (!workers_joined && redis) {
+        workers.stop();
+        workers.join();
+      }
       if (relay) relay->stop();
       redis.reset();
     }
-  } cluster_teardown{relay, redis};
+  } cluster_teardown{workers, relay, redis};
   std::unique_ptr<cluster::ZkDiscovery> discovery;  // assigned before the loops run
   if (config.clustered()) {
     gateway::ClusterRelayOptions relay_options;
@@ -340,15 +347,16 @@ int run(const app::Config& config) {
   gateway.stop();
   loops.stop();
   workers.join();
+  cluster_teardown.workers_joined = true;
   // Leaves ZooKeeper (after the workers, which pick gateways with it): no login is sent here.
   discovery.reset();
-  // The relay stops before the engines it calls (cluster_teardown, now); routes left in Redis
-  // expire with their lease (the sessions closed above released theirs).
+  // The store closes first: closing it commits what is queued and runs those callbacks, which
+  // use the service, post to the (stopped, still alive) loops and queue for the relay.
+  store->reset();
+  // Then the relay relays what is queued, removes this node's routes and stops, before the
+  // engine it calls goes (cluster_teardown does the same on every other way out of run()).
   if (relay) relay->stop();
   redis.reset();
-  // The store goes first: closing it commits what is queued and runs those callbacks, which
-  // use the service and post to the (stopped, still alive) loops.
-  store->reset();
   service->reset();
   spdlog::info("pigeond: stopped");
   return 0;

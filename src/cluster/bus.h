@@ -25,6 +25,10 @@ struct BusHandler {
   // The subscription was (re)established after a loss: payloads sent meanwhile may be lost.
   // Not called for the first subscription.
   std::function<void()> on_reconnect;
+  // Payloads this node sent were dropped (the queue overflowed, or Redis could not be reached)
+  // and publishing works again: the caller tells the others to resync. Runs on the bus's
+  // publisher thread; may call send() and broadcast().
+  std::function<void()> on_send_lost;
 };
 
 class Bus {

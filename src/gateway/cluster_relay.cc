@@ -48,7 +48,9 @@ void ClusterRelay::setEngines(cluster::Directory* directory, cluster::Bus* bus) 
 
 cluster::BusHandler ClusterRelay::busHandler() {
   return cluster::BusHandler{[this](std::string_view payload) { onBusMessage(payload); },
-                             [this] { onBusReconnect(); }};
+                             [this] { onBusReconnect(); },
+                             // Deliveries this node sent may be lost: the others read the store.
+                             [this] { broadcastResync(); }};
 }
 
 void ClusterRelay::start() {
@@ -172,23 +174,44 @@ void ClusterRelay::onStored(const store::Message& message, const std::string& fr
   {
     std::lock_guard lock(mu_);
     if (queue_.size() >= options_.max_queued) {
-      queue_.pop_front();  // its recipients elsewhere resync when their next message shows a gap
+      queue_.pop_front();
       relay_dropped_.inc();
+      dropped_ = true;  // the other nodes resync once the relay catches up
     }
     queue_.push_back(Stored{message, from, refs});
   }
   cv_.notify_one();
 }
 
-// A clean shutdown: every route of this node goes at once — of the sessions closed lately and
-// of those still open (their clients will connect elsewhere) — so that the other nodes see these
+// A clean shutdown. First the messages still queued (the store committed them as it closed)
+// are relayed — if that does not finish in time, or some were dropped, every node is told to
+// resync. Then every route of this node goes at once — of the sessions closed lately and of
+// those still open (their clients will connect elsewhere) — so that the other nodes see these
 // users offline now, not when the leases end. For at most a few seconds: the rest expire.
-void ClusterRelay::releaseOnStop(std::vector<cluster::DeviceRoute> releases) {
+void ClusterRelay::finishOnStop(std::vector<Stored> rest, std::vector<cluster::DeviceRoute> releases,
+                                bool dropped) {
+  const auto deadline = Clock::now() + kReleaseOnStop;
+  std::size_t done = 0;
+  while (done < rest.size() && Clock::now() < deadline) {
+    const std::size_t n = std::min(rest.size() - done, options_.max_batch);
+    std::vector<Stored> batch(std::make_move_iterator(rest.begin() + std::ptrdiff_t(done)),
+                              std::make_move_iterator(rest.begin() + std::ptrdiff_t(done + n)));
+    relay(batch);
+    done += n;
+  }
+  if (dropped || relay_failed_ || done < rest.size()) {
+    relay_dropped_.inc(rest.size() - done);
+    broadcastResync();
+  }
+  releaseOnStop(std::move(releases), deadline);
+}
+
+void ClusterRelay::releaseOnStop(std::vector<cluster::DeviceRoute> releases,
+                                 Clock::time_point deadline) {
   for (auto& r : hub_.routes()) {
     releases.push_back(cluster::DeviceRoute{r.user, std::move(r.username), std::move(r.device),
                                             cluster::Route{options_.node, r.conn, r.login_ms}});
   }
-  const auto deadline = Clock::now() + kReleaseOnStop;
   for (const auto& route : releases) {
     if (Clock::now() >= deadline) return;  // the rest expire with their lease
     auto gone = directory_->release(route);
@@ -210,9 +233,13 @@ void ClusterRelay::run() {
         return stopping_ || !queue_.empty() || !releases_.empty() || renew_now_;
       });
       if (stopping_) {
+        std::vector<Stored> rest(std::make_move_iterator(queue_.begin()),
+                                 std::make_move_iterator(queue_.end()));
+        queue_.clear();
         releases.swap(releases_);
+        const bool dropped = std::exchange(dropped_, false);
         lock.unlock();
-        releaseOnStop(std::move(releases));
+        finishOnStop(std::move(rest), std::move(releases), dropped);
         return;
       }
       const std::size_t n = std::min(queue_.size(), options_.max_batch);
@@ -224,6 +251,7 @@ void ClusterRelay::run() {
       renew_now_ = false;
       if (claims_failed_) routes_unsure_ = true;
       claims_failed_ = false;
+      if (std::exchange(dropped_, false)) relay_failed_ = true;
     }
     for (const auto& route : releases) {
       auto gone = directory_->release(route);
@@ -233,7 +261,13 @@ void ClusterRelay::run() {
         broadcastPresence(route.user, route.username, false);
       }
     }
-    if (!batch.empty()) relay(batch);
+    if (!batch.empty()) {
+      relay(batch);
+    } else if (relay_failed_ && renew_due) {
+      // Messages were dropped and none came since: tell the others now (once Redis answers).
+      std::vector<Stored> none;
+      relay(none);
+    }
     if (renew_due) {
       const bool renewed = renewNow();
       next_renew = Clock::now() + (renewed ? renew_every : Clock::duration(kRetryRenew));
@@ -305,12 +339,12 @@ void ClusterRelay::relay(std::vector<Stored>& batch) {
     o = Outgoing{};
   };
   for (const Stored& s : batch) {
-    std::map<const cluster::NodeId*, pb::Delivery*> mine;  // this message's entry per node
+    std::map<cluster::NodeId, pb::Delivery*> mine;  // this message's entry per node
     for (const auto& ref : s.refs) {
       auto it = elsewhere.find(ref.user);
       if (it == elsewhere.end()) continue;
       for (const cluster::NodeId* node : it->second) {
-        pb::Delivery*& d = mine[node];
+        pb::Delivery*& d = mine[*node];
         Outgoing& o = out[*node];
         if (d == nullptr) {
           if (o.bytes > kMaxPayloadBytes) flush(*node, o);

@@ -68,9 +68,10 @@ class ClusterRelay final : public core::DeliverySink,
   // What the bus calls with payloads for this node.
   cluster::BusHandler busHandler();
   void start();
-  // Stops the relay thread (queued messages are dropped: their recipients resync). First it
-  // removes this node's routes from the directory — the sessions' here and those released
-  // lately — for at most 3 s (the rest expire with their lease): call it when the node leaves.
+  // Stops the relay thread, after it relayed what is queued and removed this node's routes from
+  // the directory — the sessions' here and those released lately — for at most 3 s in all (if
+  // messages were left unrelayed, every node is told to resync; routes left expire with their
+  // lease). Call it when the node leaves, after the store closed (its last commits are relayed).
   void stop();
 
   // A session of `who` logged in as connection `conn` at `login_ms`: claims the device's route,
@@ -98,7 +99,10 @@ class ClusterRelay final : public core::DeliverySink,
     std::vector<store::InboxRef> refs;
   };
   void run();
-  void releaseOnStop(std::vector<cluster::DeviceRoute> releases);
+  void finishOnStop(std::vector<Stored> rest, std::vector<cluster::DeviceRoute> releases,
+                    bool dropped);
+  void releaseOnStop(std::vector<cluster::DeviceRoute> releases,
+                     std::chrono::steady_clock::time_point deadline);
   void relay(std::vector<Stored>& batch);
   bool renewNow();  // false: the directory did not answer
   void broadcastResync();
@@ -124,6 +128,7 @@ class ClusterRelay final : public core::DeliverySink,
   bool renew_now_ = false;                      // guarded by mu_
   bool claims_failed_ = false;                  // guarded by mu_: see routes_unsure_
   bool stopping_ = false;                       // guarded by mu_
+  bool dropped_ = false;                        // guarded by mu_: the queue overflowed
   // Relay thread only. The directory may lack this node's routes (a claim or renewal failed, or
   // the bus came back after a loss): once a renewal succeeds, every session here resyncs, since
   // messages stored meanwhile were not relayed to it.

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <utility>
 #include <charconv>
 #include <optional>
 #include <string_view>
@@ -335,6 +336,7 @@ void RedisCluster::enqueue(std::string channel, std::string payload) {
     if (queue_.size() >= std::max<std::size_t>(options_.max_queued, 1)) {
       queue_.pop_front();
       counters_.dropped->inc();
+      send_lost_ = true;
     }
     queue_.push_back(Outgoing{std::move(channel), std::move(payload)});
   }
@@ -366,6 +368,7 @@ void RedisCluster::publishLoop(ConnectionPtr connection) {
           spdlog::warn("redis: bus cannot publish: {}", fresh.error().message);
         counters_.errors->inc();
         counters_.dropped->inc(batch.size());
+        markSendLost();
         if (pauseUnlessStopping(backoff)) return;
         backoff = std::min(backoff * 2, kBackoffMax);
         continue;
@@ -387,7 +390,21 @@ void RedisCluster::publishLoop(ConnectionPtr connection) {
     }
     counters_.published->inc(published);
     counters_.dropped->inc(batch.size() - published);
+    if (published < batch.size()) markSendLost();
+    if (published > 0) {
+      bool lost = false;
+      {
+        std::lock_guard lock(mu_);
+        lost = std::exchange(send_lost_, false);
+      }
+      if (lost && handler_.on_send_lost) handler_.on_send_lost();
+    }
   }
+}
+
+void RedisCluster::markSendLost() {
+  std::lock_guard lock(mu_);
+  send_lost_ = true;
 }
 
 // ---- bus: subscription -------------------------------------------------------------------------

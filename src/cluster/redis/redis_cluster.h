@@ -123,6 +123,7 @@ class RedisCluster final : public Directory, public Bus {
 
   void enqueue(std::string channel, std::string payload);
   void publishLoop(ConnectionPtr connection);
+  void markSendLost();
   void subscribeLoop(ConnectionPtr connection);
   // Listens until the link is lost or the cluster stops.
   void listen(redis::Connection& connection);
@@ -146,6 +147,7 @@ class RedisCluster final : public Directory, public Bus {
   std::condition_variable stop_cv_;     // stopping_ changed
   std::deque<Outgoing> queue_;          // guarded by mu_
   bool stopping_ = false;               // guarded by mu_
+  bool send_lost_ = false;              // guarded by mu_: payloads dropped since the last report
   std::thread publisher_;
   std::thread subscriber_;
 };

@@ -31,7 +31,7 @@ class Inbox {
                         std::lock_guard lock(mu_);
                         messages_.emplace_back(payload);
                       },
-                      [this] { ++reconnects_; }};
+                      [this] { ++reconnects_; }, [this] { ++sends_lost_; }};
   }
   std::vector<std::string> messages() const {
     std::lock_guard lock(mu_);
@@ -42,11 +42,13 @@ class Inbox {
     return std::find(all.begin(), all.end(), payload) != all.end();
   }
   int reconnects() const { return reconnects_; }
+  int sendsLost() const { return sends_lost_; }
 
  private:
   mutable std::mutex mu_;
   std::vector<std::string> messages_;
   std::atomic<int> reconnects_{0};
+  std::atomic<int> sends_lost_{0};
 };
 
 DeviceRoute route(store::UserId user, std::string device, NodeId node, std::uint64_t conn,
@@ -369,6 +371,9 @@ TEST_F(RedisClusterTest, SurvivesARedisRestart) {
   ASSERT_FALSE(online);
   EXPECT_EQ(online.error().code, Errc::Unavailable);
   EXPECT_LT(std::chrono::steady_clock::now() - before, 3 * o.timeout);
+  cluster.send("node-b", "lost while Redis is down");
+  ASSERT_TRUE(waitFor([&] { return metrics.counter("pigeon_bus_dropped_total", "").value() >= 1; }));
+  EXPECT_EQ(inbox.sendsLost(), 0) << "reported once publishing works again, not before";
 
   redis.start();  // empty: no persistence, no scripts
   ASSERT_TRUE(waitFor([&] { return cluster.renew(std::vector<DeviceRoute>{alice}).has_value(); }));
@@ -377,6 +382,8 @@ TEST_F(RedisClusterTest, SurvivesARedisRestart) {
   EXPECT_EQ(metrics.counter("pigeon_bus_reconnects_total", "").value(), 1u);
   cluster.send("node-a", "after");
   ASSERT_TRUE(waitFor([&] { return inbox.has("after"); }));
+  // The payload lost while Redis was down is reported, once.
+  ASSERT_TRUE(waitFor([&] { return inbox.sendsLost() == 1; }));
   EXPECT_GT(metrics.counter("pigeon_redis_errors_total", "").value(), 0u);
 }
 
