@@ -4,11 +4,13 @@
 //
 // Delivery is at most once: a payload is lost if its destination or the link is down. That is
 // safe because nothing depends on it alone — a message is in the store before it is relayed, and
-// a node told that its link came back (BusHandler::on_reconnect) makes its sessions resync.
+// a node told that its link came back (BusHandler::on_reconnect) makes its sessions resync, and
+// a node told that payloads it sent were lost (BusHandler::on_send_lost) has every node resync.
 // Payloads from one sender to one destination arrive in the order sent.
 //
-// Threads: send() and broadcast() are thread-safe and never block (they queue); handlers run on
-// the bus's own thread, one at a time, and must not block for long.
+// Threads: send() and broadcast() are thread-safe and never block (they queue); on_message and
+// on_reconnect run on the bus's subscriber thread, one at a time, on_send_lost on its publisher
+// thread; none may block for long.
 #pragma once
 
 #include <functional>
