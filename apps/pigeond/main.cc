@@ -177,13 +177,14 @@ int run(const app::Config& config) {
     redis_options.address = config.redis;
     redis_options.self = node_id;
     redis_options.lease = relay_options.lease;
+    (*service)->setDeliverySink(relay.get());
+    gateway.hub().setClusterPresence(relay.get());
+    gateway.setRelay(relay.get());
+    // The bus's threads start here; the relay ignores them until start().
     auto opened = cluster::openRedisCluster(redis_options, relay->busHandler(), &metrics);
     if (!opened) return fatal("cannot reach Redis at " + config.redis + ": " + opened.error().message);
     redis = std::move(*opened);
     relay->setEngines(redis.get(), redis.get());
-    (*service)->setDeliverySink(relay.get());
-    gateway.hub().setClusterPresence(relay.get());
-    gateway.setRelay(relay.get());
     relay->start();
   }
 

@@ -47,13 +47,21 @@ void ClusterRelay::setEngines(cluster::Directory* directory, cluster::Bus* bus) 
 }
 
 cluster::BusHandler ClusterRelay::busHandler() {
-  return cluster::BusHandler{[this](std::string_view payload) { onBusMessage(payload); },
-                             [this] { onBusReconnect(); },
+  // Until start() (the engines set), what the bus reports is ignored: no session is served yet.
+  return cluster::BusHandler{[this](std::string_view payload) {
+                               if (started_.load(std::memory_order_acquire)) onBusMessage(payload);
+                             },
+                             [this] {
+                               if (started_.load(std::memory_order_acquire)) onBusReconnect();
+                             },
                              // Deliveries this node sent may be lost: the others read the store.
-                             [this] { broadcastResync(); }};
+                             [this] {
+                               if (started_.load(std::memory_order_acquire)) broadcastResync();
+                             }};
 }
 
 void ClusterRelay::start() {
+  started_.store(true, std::memory_order_release);
   thread_ = std::thread([this] { run(); });
 }
 

@@ -28,6 +28,7 @@
 // bus's thread. start() before serving, stop() before the engines go.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -65,7 +66,7 @@ class ClusterRelay final : public core::DeliverySink,
 
   // The engines, before start(): they must outlive stop().
   void setEngines(cluster::Directory* directory, cluster::Bus* bus);
-  // What the bus calls with payloads for this node.
+  // What the bus calls with payloads for this node (ignored until start()).
   cluster::BusHandler busHandler();
   void start();
   // Stops the relay thread, after it relayed what is queued and removed this node's routes from
@@ -129,6 +130,7 @@ class ClusterRelay final : public core::DeliverySink,
   bool claims_failed_ = false;                  // guarded by mu_: see routes_unsure_
   bool stopping_ = false;                       // guarded by mu_
   bool dropped_ = false;                        // guarded by mu_: the queue overflowed
+  std::atomic<bool> started_{false};            // start() ran: the bus handlers act
   // Relay thread only. The directory may lack this node's routes (a claim or renewal failed, or
   // the bus came back after a loss): once a renewal succeeds, every session here resyncs, since
   // messages stored meanwhile were not relayed to it.
