@@ -92,6 +92,7 @@ bool ClusterRelay::claim(const core::Principal& who, std::uint64_t conn, std::in
     directory_errors_.inc();
     spdlog::warn("cluster: route of {}/{} not recorded: {}", who.username, who.device,
                  claimed.error().message);
+    unsure_epoch_.fetch_add(1, std::memory_order_acq_rel);
     {
       std::lock_guard lock(mu_);
       renew_now_ = true;
@@ -103,6 +104,15 @@ bool ClusterRelay::claim(const core::Principal& who, std::uint64_t conn, std::in
   if (claimed->superseded) return true;
   settleClaim(route, *claimed);
   return false;
+}
+
+void ClusterRelay::recheck() {
+  {
+    std::lock_guard lock(mu_);
+    renew_now_ = true;
+    claims_failed_ = true;  // once renewed, every session here (this one attached now) resyncs
+  }
+  cv_.notify_one();
 }
 
 void ClusterRelay::settleClaim(const cluster::DeviceRoute& route, const cluster::Claim& claim) {
@@ -280,6 +290,7 @@ void ClusterRelay::run() {
       const bool renewed = renewNow();
       next_renew = Clock::now() + (renewed ? renew_every : Clock::duration(kRetryRenew));
       if (!renewed) {
+        unsure_epoch_.fetch_add(1, std::memory_order_acq_rel);
         routes_unsure_ = true;
       } else if (routes_unsure_) {
         // The directory knows every route here again: from now on every message for them is
@@ -428,6 +439,7 @@ void ClusterRelay::onBusReconnect() {
   // empty: renew this node's routes now, then (run()) every session here reads the store again.
   // In that order, so that no message falls between the read and the routes being known.
   spdlog::info("cluster: bus link back: renewing the routes, then every session here resyncs");
+  unsure_epoch_.fetch_add(1, std::memory_order_acq_rel);
   {
     std::lock_guard lock(mu_);
     renew_now_ = true;

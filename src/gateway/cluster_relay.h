@@ -80,6 +80,13 @@ class ClusterRelay final : public core::DeliverySink,
   // connection owns the route (the caller closes its session as kicked). If the directory is
   // unreachable the session goes on (the next renewal records it). Blocking.
   bool claim(const core::Principal& who, std::uint64_t conn, std::int64_t login_ms);
+  // Sessions attach to the hub some time after their claim. If the directory may have lost
+  // routes in between (a claim or a renewal failed, the bus link came back), a renewal that ran
+  // meanwhile did not include the new session: it calls recheck(), and the relay renews again
+  // and then has every session here resync. unsureEpoch() changes whenever that may be the case.
+  std::uint64_t unsureEpoch() const { return unsure_epoch_.load(std::memory_order_acquire); }
+  void recheck();
+
   // The session closed (it owned its hub entry): releases the route if still its own and
   // broadcasts the user's going offline. Never blocks (runs on the relay thread).
   void release(const core::Principal& who, std::uint64_t conn, std::int64_t login_ms);
@@ -131,6 +138,7 @@ class ClusterRelay final : public core::DeliverySink,
   bool stopping_ = false;                       // guarded by mu_
   bool dropped_ = false;                        // guarded by mu_: the queue overflowed
   std::atomic<bool> started_{false};            // start() ran: the bus handlers act
+  std::atomic<std::uint64_t> unsure_epoch_{0};  // see unsureEpoch()
   // Relay thread only. The directory may lack this node's routes (a claim or renewal failed, or
   // the bus came back after a loss): once a renewal succeeds, every session here resyncs, since
   // messages stored meanwhile were not relayed to it.

@@ -305,6 +305,7 @@ void Session::login(std::string token, std::string login, std::string device,
       // In a cluster the device's route is claimed before the session reads anything from the
       // store: a message stored from now on is relayed here, one stored before is read.
       self->login_ms_ = SystemClock::instance().nowMs();
+      self->route_epoch_ = self->gateway_.relay()->unsureEpoch();
       superseded = self->gateway_.relay()->claim(*who, self->id_, self->login_ms_);
     }
     asio::post(self->transport_->executor(),
@@ -344,6 +345,9 @@ void Session::onAuthenticated(Result<core::Principal> who, bool superseded, std:
                                             shared_from_this(), login_ms_)) {
     replaced->kick();
   }
+  // The directory may have lost routes since this session claimed its own: renew it again now
+  // that the hub has it, and resync after.
+  if (gateway_.relay() && gateway_.relay()->unsureEpoch() != route_epoch_) gateway_.relay()->recheck();
   // Heart-beats (as STOMP 1.2 negotiates them): each side beats at the slower of what one can
   // do and the other wants; 0 on either side means none in that direction.
   const std::uint32_t server = gateway_.options().heartbeat_ms;

@@ -248,6 +248,7 @@ class Session : public Endpoint,
   bool syncing_ = false;
   bool rewind_pending_ = false;     // a NACK came while a read ran: drop its result
   bool resync_pending_ = false;     // a cluster resync came while a read ran: read again after
+  std::uint64_t route_epoch_ = 0;   // the relay's unsureEpoch() before this session's claim
   std::int64_t sync_retry_at_ = 0;  // read the store again at this time (0: not planned)
   std::size_t next_page_ = SIZE_MAX;  // inbox items to read next time (adapts to a slow client)
 
