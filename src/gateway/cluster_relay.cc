@@ -156,15 +156,20 @@ void ClusterRelay::broadcastPresence(store::UserId user, const std::string& user
   bus_->broadcast(m.SerializeAsString());
 }
 
-bool ClusterRelay::renewNow() {
+std::vector<cluster::DeviceRoute> ClusterRelay::localRoutes() const {
   auto local = hub_.routes();
-  if (local.empty()) return true;
   std::vector<cluster::DeviceRoute> routes;
   routes.reserve(local.size());
   for (auto& r : local) {
     routes.push_back(cluster::DeviceRoute{r.user, std::move(r.username), std::move(r.device),
                                           cluster::Route{options_.node, r.conn, r.login_ms}});
   }
+  return routes;
+}
+
+bool ClusterRelay::renewNow() {
+  const auto routes = localRoutes();
+  if (routes.empty()) return true;
   auto claims = directory_->renew(routes);
   if (!claims) {
     directory_errors_.inc();
@@ -226,10 +231,7 @@ void ClusterRelay::finishOnStop(std::vector<Stored> rest, std::vector<cluster::D
 
 void ClusterRelay::releaseOnStop(std::vector<cluster::DeviceRoute> releases,
                                  Clock::time_point deadline) {
-  for (auto& r : hub_.routes()) {
-    releases.push_back(cluster::DeviceRoute{r.user, std::move(r.username), std::move(r.device),
-                                            cluster::Route{options_.node, r.conn, r.login_ms}});
-  }
+  for (auto& route : localRoutes()) releases.push_back(std::move(route));
   for (const auto& route : releases) {
     if (Clock::now() >= deadline) return;  // the rest expire with their lease
     auto gone = directory_->release(route);

@@ -112,6 +112,7 @@ class ClusterRelay final : public core::DeliverySink,
   void releaseOnStop(std::vector<cluster::DeviceRoute> releases,
                      std::chrono::steady_clock::time_point deadline);
   void relay(std::vector<Stored>& batch);
+  std::vector<cluster::DeviceRoute> localRoutes() const;  // every connection here, as routes
   bool renewNow();  // false: the directory did not answer
   void broadcastResync();
   void settleClaim(const cluster::DeviceRoute& route, const cluster::Claim& claim);

@@ -134,6 +134,12 @@ class ClusterTest : public ::testing::Test {
     o.ack_delay = 20ms;
     return o;
   }
+  // A user whose client connects to node i's gateway (not the one login names).
+  ClientOptions optionsOn(const std::string& user, std::size_t i) {
+    auto o = options(user);
+    o.gateway = tcpGateway(i);
+    return o;
+  }
   TestClient& online(ClientOptions o) {
     clients_.push_back(std::make_unique<TestClient>(io_, std::move(o)));
     TestClient& c = *clients_.back();
@@ -280,14 +286,9 @@ TEST_F(ClusterTest, UsersOnDifferentNodesChatOneToOneAndInAGroup) {
   startNodes(3);
   const std::string a = unique("alice"), b = unique("bob"), c = unique("carol");
   // Each on its own node: the gateway given explicitly.
-  auto with = [&](const std::string& name, std::size_t i) {
-    auto o = options(name);
-    o.gateway = tcpGateway(i);
-    return o;
-  };
-  TestClient& alice = online(with(a, 0));
-  TestClient& bob = online(with(b, 1));
-  TestClient& carol = online(with(c, 2));
+  TestClient& alice = online(optionsOn(a, 0));
+  TestClient& bob = online(optionsOn(b, 1));
+  TestClient& carol = online(optionsOn(c, 2));
   const std::uint64_t group = createGroup(alice, {b, c});
 
   alice.send(Destination::toUser(b), "hi bob, from node 0");
@@ -317,17 +318,12 @@ TEST_F(ClusterTest, UsersOnDifferentNodesChatOneToOneAndInAGroup) {
 TEST_F(ClusterTest, ASecondLoginOfADeviceOnAnotherNodeKicksTheFirst) {
   startNodes(2);
   const std::string a = unique("alice"), b = unique("bob");
-  auto on = [&](const std::string& name, std::size_t i) {
-    auto o = options(name);
-    o.gateway = tcpGateway(i);
-    return o;
-  };
-  TestClient& first = online(on(a, 0));
-  TestClient& second = online(on(a, 1));  // the same device ("phone"), on the other node
+  TestClient& first = online(optionsOn(a, 0));
+  TestClient& second = online(optionsOn(a, 1));  // the same device ("phone"), on the other node
   ASSERT_TRUE(waitFor([&] { return first.state() == State::Stopped; }, 10s));
   EXPECT_EQ(first.rec().kicked(), 1);
   EXPECT_EQ(first.rec().states().back().reason, Reason::Kicked);
-  TestClient& bob = online(on(b, 0));
+  TestClient& bob = online(optionsOn(b, 0));
   bob.send(Destination::toUser(a), "are you there");
   ASSERT_TRUE(waitFor([&] { return second.rec().messageCount() == 1; }, 10s));
   EXPECT_EQ(second.state(), State::Online);
@@ -338,8 +334,7 @@ TEST_F(ClusterTest, PresenceAndOnlineUsersSpanTheNodes) {
   startNodes(3);
   const std::string a = unique("alice"), b = unique("bob");
   auto on = [&](const std::string& name, std::size_t i) {
-    auto o = options(name);
-    o.gateway = tcpGateway(i);
+    auto o = optionsOn(name, i);
     o.presence = true;
     return o;
   };
@@ -521,13 +516,8 @@ TEST_F(ClusterTest, ARedisRestartLosesNothing) {
 TEST_F(ClusterTest, AZooKeeperRestartKeepsTheClusterWhole) {
   startNodes(3, {"--balancer", "round-robin"});
   const std::string a = unique("zk-a"), b = unique("zk-b");
-  auto on = [&](const std::string& name, std::size_t i) {
-    auto o = options(name);
-    o.gateway = tcpGateway(i);
-    return o;
-  };
-  TestClient& alice = online(on(a, 0));
-  TestClient& bob = online(on(b, 2));
+  TestClient& alice = online(optionsOn(a, 0));
+  TestClient& bob = online(optionsOn(b, 2));
   Engines::zookeeper->stop();
   alice.send(Destination::toUser(b), "while ZooKeeper is down");
   Engines::zookeeper->start();
@@ -561,13 +551,8 @@ TEST_F(ClusterTest, AKilledNodeRejoins) {
     ASSERT_TRUE(waitFor([&] { return clusterSize(i) == 3; }, 15s)) << "node " << i;
   }
   const std::string a = unique("back-a"), b = unique("back-b");
-  auto on = [&](const std::string& name, std::size_t i) {
-    auto o = options(name);
-    o.gateway = tcpGateway(i);
-    return o;
-  };
-  TestClient& alice = online(on(a, 2));  // on the node that came back
-  TestClient& bob = online(on(b, 0));
+  TestClient& alice = online(optionsOn(a, 2));  // on the node that came back
+  TestClient& bob = online(optionsOn(b, 0));
   alice.send(Destination::toUser(b), "I am back");
   bob.send(Destination::toUser(a), "welcome");
   ASSERT_TRUE(waitFor([&] { return alice.rec().messageCount() == 2 && bob.rec().messageCount() == 2; }, 15s));
