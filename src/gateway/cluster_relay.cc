@@ -283,10 +283,11 @@ void ClusterRelay::run() {
     }
     if (!batch.empty()) {
       relay(batch);
-    } else if (relay_failed_ && renew_due) {
-      // Messages were dropped and none came since: tell the others now (once Redis answers).
-      std::vector<Stored> none;
-      relay(none);
+    } else if (relay_failed_) {
+      // Messages were not relayed and none came since: tell the others now. If the bus cannot
+      // carry this either, it reports the loss once it can (on_send_lost), which resyncs again.
+      relay_failed_ = false;
+      broadcastResync();
     }
     if (renew_due) {
       const bool renewed = renewNow();
