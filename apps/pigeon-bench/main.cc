@@ -32,6 +32,7 @@
 #include <map>
 #include <sstream>
 
+#include "base/host_port.h"
 #include "conn.h"
 #include "histogram.h"
 #include "setup.h"
@@ -95,14 +96,6 @@ struct Plan {
   std::size_t groups = 0;               // storm
 };
 
-std::string hostOf(const std::string& url, std::uint16_t& port) {
-  // "tcp://host:port"
-  const auto scheme = url.find("://");
-  const std::string rest = scheme == std::string::npos ? url : url.substr(scheme + 3);
-  const auto colon = rest.rfind(':');
-  port = static_cast<std::uint16_t>(std::stoi(rest.substr(colon + 1)));
-  return rest.substr(0, colon);
-}
 
 // Registers `users` (password "bench-password"; an existing name is fine) on their servers.
 void registerUsers(const Options& o, Plan& plan, const std::vector<std::string>& users,
@@ -126,14 +119,9 @@ void registerUsers(const Options& o, Plan& plan, const std::vector<std::string>&
 // "tcp://host:port" or "ws://host:port/ws" → an endpoint; `fallback` if the field is null.
 asio::ip::tcp::endpoint gatewayEndpoint(const json::value& url, asio::ip::tcp::endpoint fallback) {
   if (!url.is_string()) return fallback;
-  std::string s(url.as_string());
-  if (auto scheme = s.find("://"); scheme != std::string::npos) {
-    if (auto path = s.find('/', scheme + 3); path != std::string::npos) s.resize(path);
-  }
-  std::uint16_t port = 0;
-  std::string host = hostOf(s, port);
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  return {asio::ip::make_address(host), port};
+  auto address = hostPortOf(url.as_string());
+  if (!address) throw std::runtime_error("login named a bad gateway: " + std::string(url.as_string()));
+  return {asio::ip::make_address(address->host), address->port};
 }
 
 // Logs in connection i as names[i] with device `devices[i]`.

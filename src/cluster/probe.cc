@@ -3,28 +3,14 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <charconv>
+
+#include "base/host_port.h"
 
 namespace pigeon::cluster {
 namespace asio = boost::asio;
 
 LivenessProbe::LivenessProbe(std::chrono::milliseconds timeout, std::chrono::milliseconds remember)
     : timeout_(timeout), remember_(remember) {}
-
-bool LivenessProbe::hostPort(std::string_view url, std::string& host, std::uint16_t& port) {
-  if (auto scheme = url.find("://"); scheme != std::string_view::npos) url.remove_prefix(scheme + 3);
-  if (auto path = url.find('/'); path != std::string_view::npos) url = url.substr(0, path);
-  const auto colon = url.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) return false;
-  std::string_view h = url.substr(0, colon), p = url.substr(colon + 1);
-  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  unsigned value = 0;
-  auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
-  if (ec != std::errc() || end != p.data() + p.size() || value == 0 || value > 65535) return false;
-  host = std::string(h);
-  port = std::uint16_t(value);
-  return true;
-}
 
 bool LivenessProbe::connect(const std::string& host, std::uint16_t port) const {
   asio::io_context io;
@@ -54,9 +40,9 @@ bool LivenessProbe::alive(const NodeInfo& node) {
       return false;
     }
   }
-  std::string host;
-  std::uint16_t port = 0;
-  const bool ok = (hostPort(node.tcp, host, port) || hostPort(node.ws, host, port)) && connect(host, port);
+  auto address = hostPortOf(node.tcp);
+  if (!address) address = hostPortOf(node.ws);
+  const bool ok = address && connect(address->host, address->port);
   std::lock_guard lock(mu_);
   if (ok) {
     answers_.erase(node.id);

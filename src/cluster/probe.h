@@ -14,7 +14,6 @@
 #include <chrono>
 #include <mutex>
 #include <string>
-#include <string_view>
 #include <unordered_map>
 
 #include "cluster/node.h"
@@ -28,9 +27,6 @@ class LivenessProbe {
   // Whether `node`'s gateway accepts connections (its native TCP port, else its WebSocket
   // one). A node with neither address is not a gateway: false.
   bool alive(const NodeInfo& node);
-
-  // "tcp://host:port", "ws://[::1]:8080/ws", … → host and port; false if malformed.
-  static bool hostPort(std::string_view url, std::string& host, std::uint16_t& port);
 
  private:
   bool connect(const std::string& host, std::uint16_t port) const;

@@ -20,21 +20,6 @@ NodeInfo gatewayAt(const std::string& id, std::uint16_t port) {
   return n;
 }
 
-TEST(LivenessProbe, ParsesTheAddressesNodesAdvertise) {
-  std::string host;
-  std::uint16_t port = 0;
-  ASSERT_TRUE(LivenessProbe::hostPort("tcp://10.0.0.7:9090", host, port));
-  EXPECT_EQ(host, "10.0.0.7");
-  EXPECT_EQ(port, 9090);
-  ASSERT_TRUE(LivenessProbe::hostPort("wss://[::1]:8443/ws", host, port));
-  EXPECT_EQ(host, "::1");
-  EXPECT_EQ(port, 8443);
-  for (const char* bad : {"", "tcp://host", "tcp://host:", "tcp://host:0", "tcp://host:70000", "tcp://:80",
-                          "tcp://h:12x"}) {
-    EXPECT_FALSE(LivenessProbe::hostPort(bad, host, port)) << bad;
-  }
-}
-
 TEST(LivenessProbe, AListeningGatewayIsAliveAndAClosedPortIsNot) {
   asio::io_context io;
   asio::ip::tcp::acceptor listening(io, {asio::ip::make_address("127.0.0.1"), 0});
