@@ -72,19 +72,10 @@ class ClientTest : public ::testing::TestWithParam<Transport> {
   }
 
   ClientOptions options(const std::string& user, const std::string& device = "laptop") {
-    ClientOptions o;
+    ClientOptions o = testUserOptions(user, device);
     o.server = url();
     o.resolve_server = [this] { return url(); };  // follows the server across restarts
-    o.username = user;
-    o.password = "password-" + user;
-    o.device = device;
-    o.register_user = true;
     o.transport = GetParam();
-    o.backoff_min = 20ms;
-    o.backoff_max = 300ms;
-    o.connect_timeout = 2s;
-    o.http_timeout = 5s;
-    o.ack_delay = 20ms;
     return o;
   }
 

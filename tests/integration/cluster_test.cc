@@ -118,20 +118,11 @@ class ClusterTest : public ::testing::Test {
   }
 
   ClientOptions options(const std::string& user, const std::string& device = "phone") {
-    ClientOptions o;
+    ClientOptions o = testUserOptions(user, device);
     o.server = liveUrl();
     o.resolve_server = [this] { return liveUrl(); };
-    o.username = user;
-    o.password = "password-" + user;
-    o.device = device;
-    o.register_user = true;
     o.transport = client::Transport::Tcp;
     o.heartbeat = 1s;
-    o.backoff_min = 20ms;
-    o.backoff_max = 300ms;
-    o.connect_timeout = 2s;
-    o.http_timeout = 5s;
-    o.ack_delay = 20ms;
     return o;
   }
   // A user whose client connects to node i's gateway (not the one login names).

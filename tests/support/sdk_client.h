@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -64,6 +65,23 @@ class Io {
 };
 
 // Records everything the listener hears, for the test thread to poll.
+// A test user's client: registers first (password "password-<user>"), reconnects quickly and
+// acknowledges soon, so tests wait milliseconds, not seconds. The server is the caller's.
+inline ClientOptions testUserOptions(const std::string& user, const std::string& device) {
+  using namespace std::chrono_literals;
+  ClientOptions o;
+  o.username = user;
+  o.password = "password-" + user;
+  o.device = device;
+  o.register_user = true;
+  o.backoff_min = 20ms;
+  o.backoff_max = 300ms;
+  o.connect_timeout = 2s;
+  o.http_timeout = 5s;
+  o.ack_delay = 20ms;
+  return o;
+}
+
 class Recorder : public client::Listener {
  public:
   void onMessages(std::span<const Message> messages) override {
